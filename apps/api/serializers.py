@@ -1,0 +1,204 @@
+"""The API's JSON shapes (see DESIGN.md, "REST API"). Shapes only: the rules live in the
+services that the views call."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from apps.campaigns.models import Campaign, RewardKind
+from apps.common.money import (
+    AMOUNT_DECIMAL_PLACES,
+    AMOUNT_MAX_DIGITS,
+    format_amount,
+    is_currency,
+    quantize,
+)
+from apps.referrals.models import Participant
+
+
+class AmountField(serializers.DecimalField):
+    """A decimal string in, a decimal string out."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", AMOUNT_MAX_DIGITS)
+        kwargs.setdefault("decimal_places", AMOUNT_DECIMAL_PLACES)
+        kwargs.setdefault("min_value", Decimal(0))
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return format_amount(Decimal(value))
+
+
+class CurrencyField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 3)
+        kwargs.setdefault("min_length", 3)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = str(super().to_internal_value(data)).upper()
+        if not is_currency(value):
+            raise serializers.ValidationError("Use a three-letter ISO 4217 code such as CNY.")
+        return value
+
+
+class RewardSpecSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=RewardKind.choices, default=RewardKind.COUPON)
+    amount = AmountField(default=Decimal(0))
+    currency = CurrencyField(default="CNY")
+    description = serializers.CharField(max_length=500, allow_blank=True, default="")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["amount"] = format_amount(instance.amount, instance.currency)
+        return data
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        amount, currency = attrs.get("amount", Decimal(0)), attrs.get("currency", "CNY")
+        if amount != quantize(amount, currency):
+            raise serializers.ValidationError(
+                {"amount": [f"{currency} amounts cannot be finer than its minor unit."]}
+            )
+        return attrs
+
+
+class TierSerializer(RewardSpecSerializer):
+    threshold = serializers.IntegerField(min_value=1, max_value=1_000_000)
+
+
+class LandingSerializer(serializers.Serializer):
+    language = serializers.ChoiceField(choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE)
+    headline = serializers.CharField(max_length=200)
+    body = serializers.CharField(allow_blank=True, default="", max_length=20_000)
+    reward_text = serializers.CharField(max_length=300, allow_blank=True, default="")
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    commission_percents = serializers.ListField(
+        child=serializers.DecimalField(max_digits=5, decimal_places=2),
+        max_length=3,
+        required=False,
+        help_text="Percent of each purchase to level 1 (the referrer), 2 and 3; at most 3.",
+    )
+    tiers = TierSerializer(many=True, required=False)
+    referee_reward = RewardSpecSerializer(required=False, allow_null=True)
+    landing = LandingSerializer(required=False, help_text="Landing copy for one language.")
+    landings = LandingSerializer(
+        many=True, read_only=True, source="landing_copies", help_text="Copy in every language."
+    )
+    min_purchase_amount = AmountField(required=False, allow_null=True)
+    budget_cap = AmountField(required=False, allow_null=True)
+    per_referrer_cap = AmountField(required=False, allow_null=True)
+    currency = CurrencyField(required=False)
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "slug", "name", "status", "qualifying_event", "min_purchase_amount", "currency",
+            "starts_at", "ends_at", "attribution_window_days", "holding_days",
+            "budget_cap", "per_referrer_cap", "k_alert_threshold",
+            "commission_percents", "tiers", "referee_reward", "landing", "landings",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["created_at", "updated_at"]
+
+    def to_representation(self, instance: Campaign) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["commission_percents"] = [str(c.percent) for c in instance.commission_levels.all()]
+        data["tiers"] = TierSerializer(instance.tiers.all(), many=True).data
+        reward = getattr(instance, "referee_reward", None)
+        data["referee_reward"] = RewardSpecSerializer(reward).data if reward else None
+        for name in ("min_purchase_amount", "budget_cap", "per_referrer_cap"):
+            value = getattr(instance, name)
+            data[name] = None if value is None else format_amount(value, instance.currency)
+        copy = instance.landing_copy()
+        data["landing"] = LandingSerializer(copy).data if copy else None
+        return data
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        qualifying = attrs.get(
+            "qualifying_event", getattr(self.instance, "qualifying_event", "signup")
+        )
+        minimum = attrs.get("min_purchase_amount")
+        if minimum is not None and qualifying != Campaign.QualifyingEvent.PURCHASE:
+            raise serializers.ValidationError(
+                {"min_purchase_amount": ["Only purchase campaigns have a minimum purchase."]}
+            )
+        return attrs
+
+
+class ParticipantRegisterSerializer(serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    name = serializers.CharField(max_length=10_000, allow_blank=True, default="")
+    external_id = serializers.CharField(max_length=10_000, required=False, allow_null=True)
+    referral_code = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, allow_null=True
+    )
+    consent = serializers.BooleanField(
+        help_text="The person agreed to the campaign's terms and to being contacted."
+    )
+
+
+class ParticipantSerializer(serializers.ModelSerializer):
+    invite_url = serializers.SerializerMethodField()
+    qr_url = serializers.SerializerMethodField()
+    personal_url = serializers.SerializerMethodField()
+    referrer_code = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Participant
+        fields = ["id", "code", "invite_url", "qr_url", "personal_url", "referrer_code", "depth"]
+
+    def get_invite_url(self, obj: Participant) -> str:
+        return f"{settings.SITE_URL}/r/{obj.code}"
+
+    def get_qr_url(self, obj: Participant) -> str:
+        return f"{settings.SITE_URL}/p/{obj.token}/qr.png"
+
+    def get_personal_url(self, obj: Participant) -> str:
+        return f"{settings.SITE_URL}/p/{obj.token}/"
+
+    def get_referrer_code(self, obj: Participant) -> str | None:
+        return obj.referrer.code if obj.referrer_id and obj.referrer else None
+
+
+class FlagSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    score = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class NextTierSerializer(serializers.Serializer):
+    threshold = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    description = serializers.CharField()
+
+
+class ProgressSerializer(serializers.Serializer):
+    qualified_referrals = serializers.IntegerField()
+    next_tier = NextTierSerializer(allow_null=True)
+
+
+class ParticipantDetailSerializer(ParticipantSerializer):
+    flags = serializers.SerializerMethodField()
+    verified = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta(ParticipantSerializer.Meta):
+        fields = [*ParticipantSerializer.Meta.fields, "status", "flags", "verified", "progress"]
+
+    def get_flags(self, obj: Participant) -> list[dict[str, Any]]:
+        active = [f for f in obj.flags.all() if f.resolution != "overturned"]
+        return FlagSerializer(active, many=True).data  # type: ignore[return-value]
+
+    def get_verified(self, obj: Participant) -> bool:
+        return obj.verified_at is not None
+
+    def get_progress(self, obj: Participant) -> dict[str, Any]:
+        from apps.referrals.selectors import participant_progress
+
+        return ProgressSerializer(participant_progress(obj)).data

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("campaigns/", views.CampaignListView.as_view(), name="campaigns"),
+    path("campaigns/<slug:slug>/", views.CampaignDetailView.as_view(), name="campaign"),
+    path(
+        "campaigns/<slug:slug>/participants/",
+        views.ParticipantRegisterView.as_view(),
+        name="participants",
+    ),
+    path("participants/<int:pk>/", views.ParticipantDetailView.as_view(), name="participant"),
+]

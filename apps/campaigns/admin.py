@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from .models import Campaign, CommissionLevel, LandingCopy, RefereeReward, RewardTier
+
+
+class RewardTierInline(admin.TabularInline):
+    model = RewardTier
+    extra = 1
+    fields = ["threshold", "kind", "amount", "currency", "description"]
+
+
+class RefereeRewardInline(admin.StackedInline):
+    model = RefereeReward
+    extra = 0
+    max_num = 1
+    verbose_name = _("reward for the invited friend")
+    fields = ["kind", "amount", "currency", "description"]
+
+
+class CommissionLevelInline(admin.TabularInline):
+    model = CommissionLevel
+    extra = 0
+    max_num = 3
+    verbose_name = _("commission level")
+    fields = ["level", "percent"]
+
+
+class LandingCopyInline(admin.StackedInline):
+    model = LandingCopy
+    extra = 1
+    max_num = 2
+    fields = ["language", "headline", "reward_text", "body"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "status",
+        "qualifying_event",
+        "participant_count",
+        "starts_at",
+        "ends_at",
+        "links",
+    ]
+    list_filter = ["status", "qualifying_event"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [LandingCopyInline, RewardTierInline, RefereeRewardInline, CommissionLevelInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "status", ("starts_at", "ends_at")]}),
+        (
+            _("What counts as a referral"),
+            {
+                "fields": [
+                    "qualifying_event",
+                    ("min_purchase_amount", "currency"),
+                    "attribution_window_days",
+                ]
+            },
+        ),
+        (_("Rewards and limits"), {"fields": ["holding_days", ("budget_cap", "per_referrer_cap")]}),
+        (_("Alerts"), {"fields": ["k_alert_threshold"]}),
+        (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
+        return super().get_queryset(request).annotate(participant_total=Count("participants"))
+
+    @admin.display(description=_("participants"), ordering="participant_total")
+    def participant_count(self, obj: Campaign) -> int:
+        return obj.participant_total  # type: ignore[attr-defined]
+
+    @admin.display(description=_("links"))
+    def links(self, obj: Campaign) -> str:
+        participants = reverse("admin:referrals_participant_changelist")
+        return format_html(
+            '<a href="/c/{}/">{}</a> · <a href="{}?campaign__id__exact={}">{}</a>',
+            obj.slug, _("landing page"), participants, obj.pk, _("participants"),
+        )  # fmt: skip

@@ -1,0 +1,68 @@
+"""Client addresses: where they come from, and their keyed hash (never stored raw)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address.
+
+    REMOTE_ADDR, unless the request came through a proxy that the settings trust; then
+    the right-most X-Forwarded-For entry that is not itself a trusted proxy (entries to
+    its left were written by the client and prove nothing).
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    trusted = settings.TRUSTED_PROXIES
+    if not trusted or not _in_networks(remote, trusted):
+        return remote
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _in_networks(hop, trusted):
+            return hop if _is_ip(hop) else remote
+    return remote
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _in_networks(value: str, networks: list[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+def _keys() -> list[bytes]:
+    primary = (
+        settings.IP_HASH_KEY
+        or hashlib.sha256(b"fission-ip-hash:" + settings.SECRET_KEY.encode()).hexdigest()
+    )
+    return [k.encode() for k in [primary, *settings.IP_HASH_KEY_FALLBACKS]]
+
+
+def ip_hash(ip: str, *, key_index: int = 0) -> str:
+    """A keyed hash of `ip` (HMAC-SHA256, 32 hex characters); empty for no address."""
+    if not ip:
+        return ""
+    return hmac.new(_keys()[key_index], ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def network_hash(ip: str) -> str:
+    """The keyed hash of the /24 (IPv4) or /48 (IPv6) network around `ip`."""
+    if not _is_ip(ip):
+        return ""
+    address = ipaddress.ip_address(ip)
+    prefix = 24 if address.version == 4 else 48
+    return ip_hash(str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False)))

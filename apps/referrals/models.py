@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.campaigns.models import Campaign
+
+# The SQL expression that turns a stored path into an array of ancestor ids; the GIN
+# index of migration 0002 is built on exactly this expression, so a subtree query that
+# uses it is one index scan at any depth.
+PATH_ARRAY_SQL = "string_to_array(path, '/')"
+
+
+class ParticipantStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    FLAGGED = "flagged", _("Flagged for review")
+    BLOCKED = "blocked", _("Blocked")
+
+
+class Participant(models.Model):
+    """One person in one campaign: a node of the campaign's referral tree.
+
+    The tree is append-only. `referrer`, `depth` and `path` are set once, at insert, from
+    the referrer's row and never change, so no cycle can form and the ancestors of any
+    node are in its own row: `path` lists their ids, root first ("" for a root).
+    """
+
+    Status = ParticipantStatus
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="participants")
+    email = models.EmailField(_("email"), help_text=_("As the person typed it."))
+    email_normalized = models.CharField(
+        max_length=254, editable=False, help_text=_("Used to find duplicates.")
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    external_id = models.CharField(
+        max_length=128, null=True, blank=True, help_text=_("The host application's user id.")
+    )
+    referrer = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="referrals",
+        help_text=_("Who invited this participant. Empty for a seed."),
+    )
+    depth = models.PositiveIntegerField(default=0, help_text=_("0 for a seed."))
+    path = models.TextField(default="", blank=True, editable=False)
+    code = models.CharField(max_length=32, unique=True, help_text=_("In the invite link /r/<code>"))
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    channel = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text=_("How they joined: web, api, import, or the link's channel."),
+    )
+    language = models.CharField(max_length=10, blank=True)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_version = models.CharField(max_length=32, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    qualified_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When this participant met the qualifying event.")
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    joined_at = models.DateTimeField(default=timezone.now)
+    join_ip_hash = models.CharField(max_length=64, blank=True, editable=False)
+    join_visitor_id = models.CharField(max_length=64, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-joined_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "email_normalized"], name="participant_unique_email"
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="participant_unique_external_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(referrer__isnull=True, depth=0, path="")
+                | Q(referrer__isnull=False, depth__gt=0),
+                name="participant_depth_matches_referrer",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ParticipantStatus.values), name="participant_status_valid"
+            ),
+        ]
+        indexes = [
+            # Cohorts, listings and K-factor over a campaign's joins by date.
+            models.Index(fields=["campaign", "joined_at"], name="participant_campaign_joined"),
+            # Generations: participants of a campaign by depth.
+            models.Index(fields=["campaign", "depth"], name="participant_campaign_depth"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.email} ({self.code})"
+
+    @property
+    def ancestor_ids(self) -> list[int]:
+        """Ids of all ancestors, nearest first."""
+        return [int(x) for x in reversed(self.path.split("/"))] if self.path else []
+
+    @property
+    def path_for_children(self) -> str:
+        return f"{self.path}/{self.pk}" if self.path else str(self.pk)
+
+    @property
+    def first_name(self) -> str:
+        """What other people may see of the name: the first word, or an initial."""
+        name = self.name.strip()
+        return name.split()[0] if name else ""
+
+
+class Click(models.Model):
+    """One visit through an invite link. Append-only; never updated.
+
+    No raw IP address: `ip_hash` is a keyed hash. Link-preview bots and HEAD requests are
+    recorded with `is_bot` and never counted as visitors.
+    """
+
+    class UserAgentClass(models.TextChoices):
+        MOBILE = "mobile", _("Phone")
+        TABLET = "tablet", _("Tablet")
+        DESKTOP = "desktop", _("Desktop")
+        BOT = "bot", _("Bot or link preview")
+        OTHER = "other", _("Other")
+
+    id = models.BigAutoField(primary_key=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="clicks")
+    created_at = models.DateTimeField(default=timezone.now)
+    channel = models.CharField(max_length=32, blank=True)
+    visitor_id = models.CharField(max_length=64, blank=True)
+    ip_hash = models.CharField(max_length=64, blank=True)
+    ua_class = models.CharField(max_length=8, choices=UserAgentClass.choices, default="other")
+    is_bot = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            # K-factor visitors and funnels per campaign and period; retention deletes.
+            models.Index(fields=["campaign", "created_at"], name="click_campaign_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"click {self.pk} on {self.participant_id}"
+
+
+class FraudFlag(models.Model):
+    """A fraud rule that fired on a participant, with its reasons and evidence.
+
+    Automated decisions keep their reasons and a person can overturn them (PIPL art. 24).
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="flags")
+    code = models.CharField(max_length=32, help_text=_("e.g. self_referral, disposable_email"))
+    score = models.PositiveSmallIntegerField(default=0)
+    reason = models.CharField(max_length=300)
+    evidence = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
+    resolution = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("upheld", _("Upheld")), ("overturned", _("Overturned"))],
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "code"], name="flag_unique_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} on {self.participant_id}"

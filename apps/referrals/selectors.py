@@ -1,0 +1,88 @@
+"""Reads of the referral tree and its participants."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from apps.common.errors import NotFound
+
+from .models import PATH_ARRAY_SQL, FraudFlag, Participant
+
+
+def participant_get(pk: int, *, detail: bool = False) -> Participant:
+    """A participant with its campaign and referrer; with `detail`, also the campaign's
+    tiers and the participant's flags, for the detail JSON."""
+    queryset = Participant.objects.select_related("campaign", "referrer")
+    if detail:
+        queryset = queryset.prefetch_related(
+            "campaign__tiers", Prefetch("flags", queryset=FraudFlag.objects.order_by("created_at"))
+        )
+    try:
+        return queryset.get(pk=pk)
+    except (Participant.DoesNotExist, ValueError, OverflowError):
+        raise NotFound(f"No participant {pk}.", code="participant_not_found") from None
+
+
+def participant_by_code(code: str) -> Participant | None:
+    """The owner of an invite code, with its campaign: one indexed lookup."""
+    return Participant.objects.select_related("campaign").filter(code=code).first()
+
+
+def ancestors(participant: Participant, *, levels: int = 3) -> list[Participant]:
+    """Up to `levels` ancestors, nearest first: one primary-key lookup at any depth."""
+    ids = participant.ancestor_ids[:levels]
+    if not ids:
+        return []
+    by_id = Participant.objects.in_bulk(ids)
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def descendants(participant: Participant) -> QuerySet[Participant]:
+    """Everyone below `participant` in its referral tree, at any depth.
+
+    On PostgreSQL a containment test on the path array, served by a GIN index; elsewhere
+    a prefix match on the path (correct, unindexed: for development databases).
+    """
+    if connection.vendor == "postgresql":
+        # Ids are unique across campaigns, so the path alone picks the subtree.
+        return Participant.objects.extra(  # noqa: S610 (a constant expression; the id is a parameter)
+            where=[f"{PATH_ARRAY_SQL} @> ARRAY[%s]::text[]"], params=[str(participant.pk)]
+        )
+    prefix = participant.path_for_children
+    return Participant.objects.filter(campaign_id=participant.campaign_id).filter(
+        Q(path=prefix) | Q(path__startswith=prefix + "/")
+    )
+
+
+def descendant_count(participant: Participant) -> int:
+    """The size of the subtree below `participant` (not counting it)."""
+    return descendants(participant).count()
+
+
+def qualified_referral_count(participant: Participant) -> int:
+    """Direct referrals that count toward tiers: qualified and not flagged or blocked."""
+    return participant.referrals.filter(
+        qualified_at__isnull=False, status=Participant.Status.ACTIVE
+    ).count()
+
+
+def with_referral_counts(queryset: QuerySet[Participant]) -> QuerySet[Participant]:
+    return queryset.annotate(direct_referrals=Count("referrals"))
+
+
+def participant_progress(participant: Participant) -> dict[str, object]:
+    """Qualified direct referrals so far and the next tier still ahead (or None)."""
+    qualified = qualified_referral_count(participant)
+    tiers = sorted(participant.campaign.tiers.all(), key=lambda t: t.threshold)
+    upcoming = next((t for t in tiers if t.threshold > qualified), None)
+    return {
+        "qualified_referrals": qualified,
+        "next_tier": None
+        if upcoming is None
+        else {
+            "threshold": upcoming.threshold,
+            "remaining": upcoming.threshold - qualified,
+            "description": upcoming.description,
+        },
+    }

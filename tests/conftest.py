@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.api.services import api_key_create
+from apps.campaigns.models import Campaign
+from apps.referrals.models import Participant
+
+from .factories import CampaignFactory, RewardTierFactory, join
+
+
+@pytest.fixture
+def campaign(db: Any) -> Campaign:
+    campaign = CampaignFactory(slug="spring", name="Spring invite")
+    for threshold, amount in ((3, "50.00"), (5, "100.00")):
+        RewardTierFactory(campaign=campaign, threshold=threshold, amount=amount)
+    return campaign
+
+
+@pytest.fixture
+def alice(campaign: Campaign) -> Participant:
+    return join(campaign, "alice")
+
+
+@pytest.fixture
+def bob(campaign: Campaign, alice: Participant) -> Participant:
+    return join(campaign, "bob", referrer=alice)
+
+
+@pytest.fixture
+def carol(campaign: Campaign, bob: Participant) -> Participant:
+    return join(campaign, "carol", referrer=bob)
+
+
+@pytest.fixture
+def api_key(db: Any) -> str:
+    return api_key_create(name="shop")[1]
+
+
+@pytest.fixture
+def api(api_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    return client
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()
