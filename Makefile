@@ -5,7 +5,6 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PORT ?= 8000
 HOST ?= 127.0.0.1
-export SITE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: install run test lint bench worker beat messages clean
 
@@ -18,10 +17,12 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 ## Set up everything and serve the demo on http://$(HOST):$(PORT)/ (SQLite, in-process tasks).
+run: export DEBUG ?= true
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: install
-	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-true} $(PY) manage.py seed_demo
-	DEBUG=$${DEBUG:-true} $(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py runserver $(HOST):$(PORT)
 
 ## The whole test suite; on PostgreSQL when DATABASE_URL is set.
 test: install

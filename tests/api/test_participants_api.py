@@ -11,7 +11,7 @@ URL = "/api/v1/campaigns/spring/participants/"
 FIELDS = {"id", "code", "invite_url", "qr_url", "personal_url", "referrer_code", "depth"}
 
 
-def test_register_a_referred_participant(api, campaign, alice):
+def test_register_a_referred_participant(api, campaign, alice, settings):
     response = api.post(
         URL,
         {"email": "bob@example.com", "name": "Bob", "referral_code": alice.code, "consent": True},
@@ -22,9 +22,10 @@ def test_register_a_referred_participant(api, campaign, alice):
     assert set(body) == FIELDS
     bob = Participant.objects.get(pk=body["id"])
     assert body["referrer_code"] == alice.code and body["depth"] == 1 and bob.referrer == alice
-    assert body["invite_url"] == f"http://testserver/r/{bob.code}"
-    assert body["personal_url"] == f"http://testserver/p/{bob.token}/"
-    assert body["qr_url"] == f"http://testserver/p/{bob.token}/qr.png"
+    site = settings.SITE_URL
+    assert body["invite_url"] == f"{site}/r/{bob.code}"
+    assert body["personal_url"] == f"{site}/p/{bob.token}/"
+    assert body["qr_url"] == f"{site}/p/{bob.token}/qr.png"
     assert bob.channel == "api" and bob.consent_at is not None
 
 
