@@ -35,7 +35,7 @@ lint: install
 
 ## Benchmarks (PostgreSQL): prints each figure against its baseline measured in the same run.
 bench: install
-	$(PY) -m pytest tests/bench -p no:randomly -s $(PYTEST_ARGS)
+	$(PY) -m tests.bench.run $(BENCH_ARGS)
 
 worker: install
 	$(VENV)/bin/celery -A config worker --loglevel=INFO

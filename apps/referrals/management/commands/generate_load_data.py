@@ -1,0 +1,239 @@
+"""Scale data for the benchmarks: campaigns, a million-node referral forest and millions
+of clicks, written with COPY (PostgreSQL only).
+
+The shapes the benchmarks need: one referrer with a large subtree (a viral seed), chains
+hundreds deep, and many ordinary campaigns of shallow random trees.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection, transaction
+from django.utils import timezone
+from tqdm import tqdm
+
+from apps.campaigns.models import Campaign, RewardTier
+from apps.common.codes import CODE_ALPHABET
+
+PREFIX = "load-"
+CHANNELS = ["wechat", "whatsapp", "link", "weibo", "telegram", "email"]
+UA_CLASSES = ["mobile"] * 7 + ["desktop"] * 2 + ["tablet"]
+PARTICIPANT_COLUMNS = (
+    "id", "campaign_id", "email", "email_normalized", "name", "referrer_id", "depth", "path",
+    "code", "token", "channel", "language", "consent_at", "consent_version", "qualified_at",
+    "status", "joined_at", "join_ip_hash", "join_visitor_id",
+)  # fmt: skip
+CLICK_COLUMNS = (
+    "campaign_id", "participant_id", "created_at", "channel", "visitor_id", "ip_hash",
+    "ua_class", "is_bot",
+)  # fmt: skip
+CHUNK = 20_000
+
+
+class Node:
+    __slots__ = ("campaign", "depth", "id", "joined", "path")
+
+    def __init__(self, id: int, campaign: int, depth: int, path: str, joined: datetime) -> None:
+        self.id, self.campaign, self.depth, self.path, self.joined = (
+            id,
+            campaign,
+            depth,
+            path,
+            joined,
+        )
+
+
+class Command(BaseCommand):
+    help = (
+        "Generate benchmark data (PostgreSQL): campaigns, participants in referral trees, clicks."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--campaigns", type=int, default=50)
+        parser.add_argument("--participants", type=int, default=1_000_000)
+        parser.add_argument("--clicks", type=int, default=5_000_000)
+        parser.add_argument(
+            "--big-subtree", type=int, default=150_000, help="descendants of one referrer"
+        )
+        parser.add_argument("--chains", type=int, default=5, help="chains, each --chain-depth deep")
+        parser.add_argument("--chain-depth", type=int, default=200)
+        parser.add_argument("--days", type=int, default=90, help="how far back joins and clicks go")
+        parser.add_argument("--seed", type=int, default=1)
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if connection.vendor != "postgresql":
+            raise CommandError(
+                "generate_load_data writes with COPY and needs PostgreSQL (set DATABASE_URL)."
+            )
+        if opts["campaigns"] < 1 or opts["participants"] < 1:
+            raise CommandError("--campaigns and --participants must be at least 1.")
+        big = opts["big_subtree"] + 1 + opts["chains"] * (opts["chain_depth"] + 1)
+        if big > opts["participants"]:
+            raise CommandError("--participants must exceed the big subtree plus the chains.")
+        # Repeatable shapes from a seed; these are not secrets (tokens come from `secrets`).
+        self.rng = random.Random(opts["seed"])  # noqa: S311
+        self.now = timezone.now()
+        self.start = self.now - timedelta(days=opts["days"])
+        with transaction.atomic():
+            self._reset()
+            campaigns = self._campaigns(opts["campaigns"])
+            nodes = self._participants(campaigns, opts)
+            self._clicks(nodes, opts["clicks"])
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE referrals_participant")
+            cursor.execute("ANALYZE referrals_click")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Generated {len(campaigns)} campaigns, {len(nodes)} participants, "
+                f"{opts['clicks']} clicks (campaigns '{PREFIX}*')."
+            )
+        )
+
+    def _reset(self) -> None:
+        ids = list(Campaign.objects.filter(slug__startswith=PREFIX).values_list("id", flat=True))
+        if not ids:
+            return
+        self.stderr.write(f"Removing the previous load data ({len(ids)} campaigns)…")
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM referrals_click WHERE campaign_id = ANY(%s)", [ids])
+            cursor.execute(
+                "DELETE FROM referrals_fraudflag WHERE participant_id IN "
+                "(SELECT id FROM referrals_participant WHERE campaign_id = ANY(%s))",
+                [ids],
+            )
+            # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED on PostgreSQL, so
+            # one statement removes a whole forest, children and parents together.
+            cursor.execute("DELETE FROM referrals_participant WHERE campaign_id = ANY(%s)", [ids])
+        Campaign.objects.filter(id__in=ids).delete()
+
+    def _campaigns(self, count: int) -> list[Campaign]:
+        campaigns = Campaign.objects.bulk_create(
+            Campaign(
+                slug=f"{PREFIX}{n:03d}",
+                name=f"Load campaign {n}",
+                status=Campaign.Status.ACTIVE,
+                qualifying_event=Campaign.QualifyingEvent.SIGNUP,
+                attribution_window_days=30,
+            )
+            for n in range(count)
+        )
+        RewardTier.objects.bulk_create(
+            RewardTier(campaign=c, threshold=t, amount=a, currency="CNY", description=f"{a} CNY")
+            for c in campaigns
+            for t, a in ((3, 50), (5, 100), (10, 300))
+        )
+        return campaigns
+
+    def _participants(self, campaigns: list[Campaign], opts: dict[str, Any]) -> list[Node]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM referrals_participant")
+            (last_id,) = cursor.fetchone()
+        total = opts["participants"]
+        span = (self.now - self.start).total_seconds()
+        nodes: list[Node] = []
+        codes: set[str] = set()
+
+        def add(campaign: int, parent: Node | None, at: float) -> Node:
+            joined = self.start + timedelta(seconds=at * span)
+            if parent is not None and joined <= parent.joined:
+                joined = parent.joined + timedelta(seconds=self.rng.randint(60, 3 * 86400))
+                joined = min(joined, self.now)
+            node = Node(
+                last_id + len(nodes) + 1,
+                campaign,
+                parent.depth + 1 if parent else 0,
+                (f"{parent.path}/{parent.id}" if parent.path else str(parent.id)) if parent else "",
+                joined,
+            )
+            nodes.append(node)
+            return node
+
+        # Campaign 0: one viral seed with a large random subtree, and deep chains.
+        first = campaigns[0].pk
+        viral = add(first, None, 0.0)
+        subtree = [viral]
+        for n in range(opts["big_subtree"]):
+            subtree.append(add(first, self.rng.choice(subtree), n / opts["big_subtree"]))
+        for _ in range(opts["chains"]):
+            node = add(first, None, 0.0)
+            for step in range(opts["chain_depth"]):
+                node = add(first, node, step / opts["chain_depth"])
+        # The rest: shallow random forests, about one seed in five.
+        rest = total - len(nodes)
+        per_campaign: dict[int, list[Node]] = {c.pk: [] for c in campaigns}
+        for n in range(rest):
+            campaign = campaigns[n % len(campaigns)].pk
+            members = per_campaign[campaign]
+            parent = self.rng.choice(members) if members and self.rng.random() > 0.2 else None
+            members.append(add(campaign, parent, n / max(rest, 1)))
+
+        def rows() -> Iterator[str]:
+            for node in nodes:
+                code = "".join(self.rng.choice(CODE_ALPHABET) for _ in range(10))
+                while code in codes:
+                    code = "".join(self.rng.choice(CODE_ALPHABET) for _ in range(10))
+                codes.add(code)
+                referrer = node.path.rsplit("/", 1)[-1] if node.path else "\\N"
+                qualified = (
+                    node.joined.isoformat() if node.depth and self.rng.random() < 0.6 else "\\N"
+                )
+                yield "\t".join(
+                    (
+                        str(node.id), str(node.campaign), f"p{node.id}@load.example",
+                        f"p{node.id}@load.example", f"P{node.id}", referrer, str(node.depth),
+                        node.path, code, secrets.token_urlsafe(24), "load", "en",
+                        node.joined.isoformat(), "load", qualified, "active",
+                        node.joined.isoformat(), "", "",
+                    )
+                ) + "\n"  # fmt: skip
+
+        self._copy("referrals_participant", PARTICIPANT_COLUMNS, rows(), len(nodes), "participants")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence('referrals_participant', 'id'), "
+                "(SELECT MAX(id) FROM referrals_participant))"
+            )
+        return nodes
+
+    def _clicks(self, nodes: list[Node], count: int) -> None:
+        span = (self.now - self.start).total_seconds()
+        rng = self.rng
+
+        def rows() -> Iterator[str]:
+            for _ in range(count):
+                node = nodes[rng.randrange(len(nodes))]
+                bot = rng.random() < 0.05
+                at = self.start + timedelta(seconds=rng.random() * span)
+                yield "\t".join(
+                    (
+                        str(node.campaign), str(node.id), at.isoformat(), rng.choice(CHANNELS),
+                        f"v{rng.randrange(count // 2 + 1)}", f"{rng.getrandbits(64):016x}",
+                        "bot" if bot else rng.choice(UA_CLASSES), "t" if bot else "f",
+                    )
+                ) + "\n"  # fmt: skip
+
+        self._copy("referrals_click", CLICK_COLUMNS, rows(), count, "clicks")
+
+    def _copy(
+        self, table: str, columns: tuple[str, ...], rows: Iterator[str], total: int, label: str
+    ) -> None:
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.copy(sql) as copy:
+            bar = tqdm(total=total, unit=" rows", desc=label, file=self.stderr._out, disable=None)
+            buffer: list[str] = []
+            for row in rows:
+                buffer.append(row)
+                if len(buffer) >= CHUNK:
+                    copy.write("".join(buffer))
+                    bar.update(len(buffer))
+                    buffer.clear()
+            if buffer:
+                copy.write("".join(buffer))
+                bar.update(len(buffer))
+            bar.close()

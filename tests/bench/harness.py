@@ -1,0 +1,158 @@
+"""The benchmark harness: pairs of (subject, baseline) measured alternately in one run.
+
+Every figure is a ratio against a baseline measured on the same machine in the same run,
+so the figures say something about the code, not about the machine. Each pair runs
+subject, baseline, subject, baseline, … three times and the median ratio is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROUNDS = 3
+
+
+@dataclass
+class Figure:
+    """One row of the table.
+
+    `subject` and `baseline` each run one measurement and return a number: a rate
+    (operations per second, `higher_is_better`) or a time in seconds (lower is better).
+    The ratio is subject / baseline; `target` is the bound the ratio must meet.
+    """
+
+    name: str
+    workload: str
+    baseline_name: str
+    subject: Callable[[], float]
+    baseline: Callable[[], float]
+    target: float
+    higher_is_better: bool = True
+    unit: str = "ops/s"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    name: str
+    workload: str
+    baseline_name: str
+    unit: str
+    subject: float
+    baseline: float
+    ratio: float
+    target: str
+    met: bool
+    ratios: list[float]
+    notes: list[str]
+
+
+def rate(operation: Callable[[], object], *, seconds: float = 2.0, warmup: int = 20) -> float:
+    """Operations per second of `operation`, run back to back for about `seconds`."""
+    for _ in range(warmup):
+        operation()
+    count = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    while True:
+        operation()
+        count += 1
+        if count % 8 == 0 and time.perf_counter() >= deadline:
+            break
+    return count / (time.perf_counter() - started)
+
+
+def timed(operation: Callable[[], object], *, repeat: int = 3) -> float:
+    """The best of `repeat` wall-clock times of `operation`, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        operation()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def measure(figure: Figure) -> Result:
+    subjects: list[float] = []
+    baselines: list[float] = []
+    ratios: list[float] = []
+    for _ in range(ROUNDS):
+        s = figure.subject()
+        b = figure.baseline()
+        subjects.append(s)
+        baselines.append(b)
+        ratios.append(s / b if b else float("inf"))
+    ratio = statistics.median(ratios)
+    met = ratio >= figure.target if figure.higher_is_better else ratio <= figure.target
+    return Result(
+        name=figure.name,
+        workload=figure.workload,
+        baseline_name=figure.baseline_name,
+        unit=figure.unit,
+        subject=statistics.median(subjects),
+        baseline=statistics.median(baselines),
+        ratio=ratio,
+        target=("≥ " if figure.higher_is_better else "≤ ") + f"{figure.target:g}",
+        met=met,
+        ratios=ratios,
+        notes=figure.notes,
+    )
+
+
+def machine() -> str:
+    cpus = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpus = f"{len(models)} × {models[0]}" if models else cpus
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {cpus}, Python {platform.python_version()}"
+
+
+def _number(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1000:.1f} ms"
+    return f"{value:,.0f} {unit}"
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| figure | workload | subject | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.workload} | {_number(r.subject, r.unit)} | "
+            f"{r.baseline_name}: {_number(r.baseline, r.unit)} | {r.ratio:.3f} | {r.target} | "
+            f"{'yes' if r.met else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def write(results: list[Result], json_path: Path, readme: Path | None) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = f"Measured {when} on {machine()}.\n\n{table(results)}\n"
+    json_path.write_text(
+        json.dumps(
+            {"measured_at": when, "machine": machine(), "results": [asdict(r) for r in results]},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+    if readme is not None and readme.exists():
+        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+        body = readme.read_text()
+        if start in body and end in body:
+            head, rest = body.split(start, 1)
+            _, tail = rest.split(end, 1)
+            readme.write_text(f"{head}{start}\n{text}{end}{tail}")
+    return text
