@@ -56,8 +56,32 @@ def descendants(participant: Participant) -> QuerySet[Participant]:
 
 
 def descendant_count(participant: Participant) -> int:
-    """The size of the subtree below `participant` (not counting it)."""
-    return descendants(participant).count()
+    """The size of the subtree below `participant` (not counting it).
+
+    On PostgreSQL: the rolled-up count plus the descendants who joined since the last
+    roll-up. The watermark is read first, as a value, so that the planner sees the live
+    part for what it is (a primary-key range scan over the few newest rows) rather than
+    guessing a third of the table and scanning in parallel.
+    """
+    if connection.vendor != "postgresql":
+        return descendants(participant).count()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT watermark FROM referrals_treerollup WHERE id = 1")
+        row = cursor.fetchone()
+        watermark = row[0] if row else 0
+        cursor.execute(
+            f"""
+            SELECT COALESCE(
+                (SELECT descendants FROM referrals_subtreesize WHERE participant_id = %s), 0
+            ) + (
+                SELECT count(*) FROM referrals_participant
+                WHERE id > %s AND {PATH_ARRAY_SQL} @> ARRAY[%s]::text[]
+            )
+            """,  # noqa: S608 (a constant expression; the values are parameters)
+            [participant.pk, watermark, str(participant.pk)],
+        )
+        (count,) = cursor.fetchone()
+    return int(count)
 
 
 def qualified_referral_count(participant: Participant) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.campaigns.models import Campaign
@@ -119,19 +120,20 @@ def participant_join(
             code="self_referral",
             fields={"referral_code": "is the participant's own code"},
         )
-    existing = _existing(campaign, email_normalized, external_id)
-    if existing is not None:
-        return existing, False
+    if referrer is not None and referrer.campaign_id != campaign.pk:
+        raise JoinError(
+            "That referrer belongs to another campaign.", code="referral_code_other_campaign"
+        )
     if require_open and not campaign.is_open():
+        # A closed campaign still gives a returning person their page.
+        existing = _existing(campaign, email_normalized, external_id)
+        if existing is not None:
+            return existing, False
         reason = campaign.closed_reason()
         raise JoinError(
             f"The campaign does not take new participants ({reason}).",
             code=f"campaign_{reason}",
             status=409 if reason in ("paused", "ended") else 400,
-        )
-    if referrer is not None and referrer.campaign_id != campaign.pk:
-        raise JoinError(
-            "That referrer belongs to another campaign.", code="referral_code_other_campaign"
         )
 
     participant = Participant(
@@ -151,20 +153,33 @@ def participant_join(
         join_ip_hash=ip_hash,
         join_visitor_id=visitor_id,
     )
+    # Insert first and let the unique constraints find a returning person: one
+    # statement for a new participant (the common case), and no window in which two
+    # concurrent joins of one person both see "not there yet".
     for _attempt in range(CODE_ATTEMPTS):
         participant.code = new_invite_code(settings.FISSION["INVITE_CODE_LENGTH"])
         participant.token = new_token()
         try:
-            with transaction.atomic():
-                participant.save(force_insert=True)
+            _insert(participant)
             return participant, True
         except IntegrityError:
-            # Either the same person joined at the same moment (their row wins and is
-            # returned), or the random code collided (try another).
             existing = _existing(campaign, email_normalized, external_id)
             if existing is not None:
                 return existing, False
-            participant.pk = None
+            if not Participant.objects.filter(
+                Q(code=participant.code) | Q(token=participant.token)
+            ).exists():
+                raise
+            participant.pk = None  # the random code collided: draw another
     raise FissionError(
         "Could not allocate an invite code; try again.", code="code_exhausted", status=503
     )
+
+
+def _insert(participant: Participant) -> None:
+    if connection.in_atomic_block:
+        # Inside a caller's transaction a failed INSERT must not poison it.
+        with transaction.atomic():
+            participant.save(force_insert=True)
+    else:
+        participant.save(force_insert=True)

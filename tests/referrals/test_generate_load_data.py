@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import F
 
 from apps.campaigns.models import Campaign
-from apps.referrals.models import Click, Participant
+from apps.referrals.models import Click, Participant, SubtreeSize
 from apps.referrals.selectors import descendant_count
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +38,7 @@ def test_it_makes_the_shapes_the_benchmarks_need():
     first = Campaign.objects.get(slug="load-000")
     viral = Participant.objects.filter(campaign=first, depth=0).order_by("id").first()
     assert descendant_count(viral) == 150
+    assert SubtreeSize.objects.get(participant=viral).descendants == 150  # rolled up
     assert Participant.objects.filter(campaign=first).order_by("-depth").first().depth == 40
     for p in Participant.objects.exclude(referrer=None).select_related("referrer")[:200]:
         assert p.depth == p.referrer.depth + 1

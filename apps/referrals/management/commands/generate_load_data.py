@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from apps.campaigns.models import Campaign, RewardTier
 from apps.common.codes import CODE_ALPHABET
+from apps.referrals.rollup import tree_rollup
 
 PREFIX = "load-"
 CHANNELS = ["wechat", "whatsapp", "link", "weibo", "telegram", "email"]
@@ -88,6 +89,8 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE referrals_participant")
             cursor.execute("ANALYZE referrals_click")
+        self.stderr.write("Rolling up subtree sizes…")
+        tree_rollup()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Generated {len(campaigns)} campaigns, {len(nodes)} participants, "
@@ -104,6 +107,11 @@ class Command(BaseCommand):
             cursor.execute("DELETE FROM referrals_click WHERE campaign_id = ANY(%s)", [ids])
             cursor.execute(
                 "DELETE FROM referrals_fraudflag WHERE participant_id IN "
+                "(SELECT id FROM referrals_participant WHERE campaign_id = ANY(%s))",
+                [ids],
+            )
+            cursor.execute(
+                "DELETE FROM referrals_subtreesize WHERE participant_id IN "
                 "(SELECT id FROM referrals_participant WHERE campaign_id = ANY(%s))",
                 [ids],
             )
@@ -132,7 +140,12 @@ class Command(BaseCommand):
 
     def _participants(self, campaigns: list[Campaign], opts: dict[str, Any]) -> list[Node]:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM referrals_participant")
+            # Continue the id sequence, never reuse ids: the tree roll-up's watermark
+            # assumes that new participants get higher ids.
+            cursor.execute(
+                "SELECT GREATEST(COALESCE(MAX(id), 0), "
+                "(SELECT last_value FROM referrals_participant_id_seq)) FROM referrals_participant"
+            )
             (last_id,) = cursor.fetchone()
         total = opts["participants"]
         span = (self.now - self.start).total_seconds()

@@ -1,0 +1,81 @@
+"""Rolling the referral tree's subtree sizes up into SubtreeSize (PostgreSQL).
+
+Each run adds the participants above the watermark to the counts of all their ancestors
+in one INSERT … SELECT over the stored paths, then moves the watermark. Participants
+never leave the tree, so counts only grow.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import OperationalError, connection, transaction
+
+from .models import PATH_ARRAY_SQL, TreeRollup
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200_000
+LOCK_TIMEOUT = "200ms"
+
+
+def _committed_top() -> int | None:
+    """The highest participant id below which every insert has committed or aborted.
+
+    Ids are taken while an INSERT holds its ROW EXCLUSIVE lock, so once a SHARE lock is
+    granted no transaction still holds an id it has not committed. The lock is kept for
+    one statement; if a long transaction (an import) is running, give up for this round
+    rather than make joins queue behind us.
+    """
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            cursor.execute("LOCK TABLE referrals_participant IN SHARE MODE")
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM referrals_participant")
+            (top,) = cursor.fetchone()
+    except OperationalError:
+        logger.info("tree roll-up skipped: the participant table is busy")
+        return None
+    return int(top)
+
+
+def tree_rollup(*, batch: int = BATCH) -> int:
+    """Roll up every committed participant above the watermark; returns how many.
+
+    Safe to run concurrently: the watermark row is locked for each batch.
+    """
+    if connection.vendor != "postgresql":
+        return 0  # elsewhere subtree sizes are counted directly
+    top = _committed_top()
+    if top is None:
+        return 0
+    done = 0
+    while True:
+        with transaction.atomic():
+            TreeRollup.objects.get_or_create(id=1)
+            rollup = TreeRollup.objects.select_for_update().get(id=1)
+            low = rollup.watermark
+            if low >= top:
+                return done
+            high = min(top, low + batch)
+            with connection.cursor() as cursor:
+                cursor.execute(  # a constant expression; the bounds are parameters
+                    f"""
+                    INSERT INTO referrals_subtreesize (participant_id, descendants)
+                    SELECT ancestor::bigint, count(*)
+                    FROM referrals_participant p, unnest({PATH_ARRAY_SQL}) AS ancestor
+                    WHERE p.id > %s AND p.id <= %s
+                    GROUP BY ancestor
+                    ON CONFLICT (participant_id) DO UPDATE
+                    SET descendants = referrals_subtreesize.descendants + EXCLUDED.descendants
+                    """,  # noqa: S608
+                    [low, high],
+                )
+                cursor.execute(
+                    "SELECT count(*) FROM referrals_participant WHERE id > %s AND id <= %s",
+                    [low, high],
+                )
+                (rows,) = cursor.fetchone()
+            rollup.watermark = high
+            rollup.save(update_fields=["watermark", "updated_at"])
+            done += rows
