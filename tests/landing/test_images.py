@@ -124,7 +124,11 @@ def test_without_any_cjk_font_the_poster_still_renders(monkeypatch, caplog, tmp_
     try:
         with caplog.at_level(logging.WARNING, logger="apps.landing.poster"):
             body = poster_module.render_poster(
-                headline="Invite friends", name_line="Alice", url="http://x/r/abcd", reward="", caption="Scan"
+                headline="Invite friends",
+                name_line="Alice",
+                url="http://x/r/abcd",
+                reward="",
+                caption="Scan",
             )
     finally:
         poster_module.font_source.cache_clear()
@@ -137,7 +141,7 @@ def test_a_configured_font_is_used(settings, tmp_path):
     if source is None:
         pytest.skip("no font to copy")
     font = tmp_path / "brand.ttc"
-    font.write_bytes(open(source[0], "rb").read())
+    font.symlink_to(source[0])
     settings.FISSION = {**settings.FISSION, "POSTER_FONT": str(font), "POSTER_FONT_INDEX": 2}
     assert poster_module.current_font_source() == (str(font), 2)
 

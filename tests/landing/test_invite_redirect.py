@@ -11,7 +11,7 @@ from apps.common.ip import ip_hash
 from apps.landing import cookies
 from apps.referrals.models import Click
 
-from .conftest import PHONE, WHATSAPP_PREVIEW
+from .conftest import WHATSAPP_PREVIEW
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +94,12 @@ def test_the_channel_is_sanitised_and_short(phone, alice):
 
 @pytest.mark.parametrize(
     "user_agent",
-    [WHATSAPP_PREVIEW, "facebookexternalhit/1.1", "TelegramBot (like TwitterBot)", "Twitterbot/1.0"],
+    [
+        WHATSAPP_PREVIEW,
+        "facebookexternalhit/1.1",
+        "TelegramBot (like TwitterBot)",
+        "Twitterbot/1.0",
+    ],
 )
 def test_link_previews_are_redirected_but_recorded_as_bots(client, alice, user_agent):
     response = client.get(f"/r/{alice.code}", HTTP_USER_AGENT=user_agent)
