@@ -37,7 +37,7 @@ from apps.common.codes import is_invite_code, is_token
 from apps.common.errors import FissionError, NotFound
 from apps.common.ip import client_ip, ip_hash
 from apps.common.qr import qr_png, qr_svg
-from apps.common.useragents import is_bot, ua_class
+from apps.common.useragents import ua_class
 from apps.referrals.models import Participant
 from apps.referrals.selectors import (
     invite_target,
@@ -95,8 +95,9 @@ def invite(request: HttpRequest, code: str) -> HttpResponseBase:
     response["Cache-Control"] = "no-store, private"
 
     user_agent = request.META.get("HTTP_USER_AGENT", "")
+    kind = ua_class(user_agent)
     # Link previews fetch the link to draw a card; a HEAD never shows a page to a person.
-    bot = request.method == "HEAD" or is_bot(user_agent)
+    bot = request.method == "HEAD" or kind == "bot"
     channel = _channel(request.GET.get("s", ""))
     visitor = "" if bot else cookies.ensure_visitor_id(request, response)
     try:
@@ -106,7 +107,7 @@ def invite(request: HttpRequest, code: str) -> HttpResponseBase:
             channel=channel,
             visitor_id=visitor,
             ip_hash=ip_hash(client_ip(request)),
-            ua_class=ua_class(user_agent),
+            ua_class=kind,
             is_bot=bot,
         )
     except Exception:  # the visitor still gets the page; the log says what was lost
@@ -164,7 +165,7 @@ def _landing(
     explicit_code: str,
     status: int = 200,
 ) -> HttpResponse:
-    inviter, _channel_name = _inviter(request, campaign, explicit_code)
+    inviter = _inviter(request, campaign, explicit_code)[0]
     form.link_errors()
     context = {
         "campaign": campaign,
