@@ -43,10 +43,19 @@ worker: install
 beat: install
 	$(VENV)/bin/celery -A config beat --loglevel=INFO
 
-## Rebuild the translation catalogues (needs GNU gettext).
+## Rebuild the translation catalogues (needs GNU gettext). Each app with a locale/ folder
+## keeps its own catalogue; the compiled .mo files are committed, so a fresh machine
+## without gettext still shows Chinese.
 messages: install
-	DEBUG=true $(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=var
-	DEBUG=true $(PY) manage.py compilemessages --ignore=.venv
+	@# makemessages runs in the app's folder; `apps` is imported first because Celery's
+	@# Django fixup puts that folder (and its apps.py) at the head of sys.path.
+	@for app in apps/*/locale; do \
+	  (cd $$(dirname $$app) && DEBUG=true PYTHONPATH=$(CURDIR) DJANGO_SETTINGS_MODULE=config.settings \
+	    $(abspath $(PY)) -P -c "import apps, sys; from django.core.management import \
+	    execute_from_command_line as run; run(['django-admin', 'makemessages', '-l', 'zh_Hans', \
+	    '--no-obsolete', '--add-location', 'file'])") || exit 1; \
+	done
+	DEBUG=true $(PY) manage.py compilemessages --ignore=.venv --ignore=var
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/static

@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "csp",
     "apps.common",
     "apps.campaigns",
     "apps.referrals",
@@ -72,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -180,6 +183,35 @@ TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 IP_HASH_KEY = env.str("IP_HASH_KEY", default="")
 IP_HASH_KEY_FALLBACKS = env.list("IP_HASH_KEY_FALLBACKS", default=[])
 
+# The public pages run no inline script and load nothing from other origins, so the
+# policy can be strict. The admin and the API's browsable docs are operators' pages
+# whose third-party templates use inline code; they keep the other headers.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/admin/", "/api/docs/"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+# A failed CSRF check (an expired form, cookies off) gets a friendly page, not Django's.
+CSRF_FAILURE_VIEW = "apps.landing.errors.csrf_failure"
+
+# --- Rate limits (django-ratelimit, counted in the default cache) ----------------------
+# The cache must be shared by all web processes for the limits to hold: with several,
+# set CACHE_URL to Redis. django_ratelimit is deliberately not in INSTALLED_APPS: its
+# system check refuses the in-process cache that a single `make run` process is fine with.
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_USE_CACHE = "default"
+# If the cache cannot be reached, let people join rather than turn everyone away.
+RATELIMIT_FAIL_OPEN = True
+
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.api.auth.ApiKeyAuthentication"],
@@ -247,4 +279,14 @@ LOGGING = {
 FISSION = {
     # Length of invite codes; the alphabet leaves out look-alikes (0/o, 1/l/i).
     "INVITE_CODE_LENGTH": env.int("INVITE_CODE_LENGTH", default=8),
+    # Version of the consent text on the join form, recorded with every web join. Change
+    # it whenever the wording changes, so each consent can be matched to what was shown.
+    "CONSENT_VERSION": env.str("CONSENT_VERSION", default="1"),
+    # Joins accepted from one client address (IPv6: one /64) before a 429 page:
+    # "<count>/<period>", the period in s, m, h or d, optionally with a number: "10/10m".
+    "JOIN_RATE_LIMIT": env.str("JOIN_RATE_LIMIT", default="10/10m"),
+    # A font that draws Chinese for the share poster (TrueType, OpenType or a collection,
+    # with the face's index in it). Empty: Noto Sans CJK SC where Debian installs it.
+    "POSTER_FONT": env.str("POSTER_FONT", default=""),
+    "POSTER_FONT_INDEX": env.int("POSTER_FONT_INDEX", default=0),
 }

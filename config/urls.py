@@ -13,3 +13,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("apps.landing.urls")),
 ]
+
+# Friendly pages for people (JSON under /api/), never a stack trace.
+handler400 = "apps.landing.errors.bad_request"
+handler403 = "apps.landing.errors.permission_denied"
+handler404 = "apps.landing.errors.page_not_found"
+handler500 = "apps.landing.errors.server_error"

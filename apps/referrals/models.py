@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.campaigns.models import Campaign
+from apps.common.names import public_name
 
 # The SQL expression that turns a stored path into an array of ancestor ids; the GIN
 # index of migration 0002 is built on exactly this expression, so a subtree query that
@@ -108,9 +109,9 @@ class Participant(models.Model):
 
     @property
     def first_name(self) -> str:
-        """What other people may see of the name: the first word, or an initial."""
-        name = self.name.strip()
-        return name.split()[0] if name else ""
+        """What other people may see of the name: the first word, or for a name written
+        without spaces in Chinese characters, the family name and a mask ("王**")."""
+        return public_name(self.name)
 
 
 class Click(models.Model):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
 
+from apps.campaigns.models import Campaign, LandingCopy, RewardTier
 from apps.common.errors import NotFound
+from apps.common.names import public_name
 
 from .models import PATH_ARRAY_SQL, FraudFlag, Participant
 
@@ -27,6 +31,58 @@ def participant_get(pk: int, *, detail: bool = False) -> Participant:
 def participant_by_code(code: str) -> Participant | None:
     """The owner of an invite code, with its campaign: one indexed lookup."""
     return Participant.objects.select_related("campaign").filter(code=code).first()
+
+
+@dataclass(frozen=True)
+class InviteTarget:
+    """What the invite redirect needs to know about a code, and nothing more."""
+
+    participant_id: int
+    campaign_id: int
+    campaign_slug: str
+    attribution_window_days: int
+
+
+def invite_target(code: str) -> InviteTarget | None:
+    """Where an invite link leads: one lookup on the unique index of `code`, joined to its
+    campaign, reading only the four columns the redirect uses (the hottest query)."""
+    try:
+        row = Participant.objects.values_list(
+            "id", "campaign_id", "campaign__slug", "campaign__attribution_window_days"
+        ).get(code=code)
+    except Participant.DoesNotExist:
+        return None
+    return InviteTarget(*row)
+
+
+def inviter_in_campaign(campaign: Campaign, code: str) -> Participant | None:
+    """The participant behind an invite code, if the code is of this campaign."""
+    return (
+        Participant.objects.filter(code=code, campaign=campaign)
+        .only("id", "campaign_id", "code", "name", "email_normalized", "depth", "path", "status")
+        .first()
+    )
+
+
+def participant_by_token(token: str) -> Participant | None:
+    """A participant by the secret token of their personal page, with what the page shows
+    of the campaign (its tiers and landing copy) prefetched."""
+    return (
+        Participant.objects.select_related("campaign")
+        .prefetch_related(
+            Prefetch("campaign__tiers", queryset=RewardTier.objects.order_by("threshold")),
+            Prefetch("campaign__landing_copies", queryset=LandingCopy.objects.all()),
+        )
+        .filter(token=token)
+        .first()
+    )
+
+
+def referral_first_names(participant: Participant, *, limit: int = 100) -> list[str]:
+    """What the participant may see of their direct referrals: first names only (see
+    `public_name`), oldest first, at most `limit`."""
+    names = participant.referrals.order_by("joined_at", "id").values_list("name", flat=True)
+    return [public_name(name) for name in names[:limit]]
 
 
 def ancestors(participant: Participant, *, levels: int = 3) -> list[Participant]:

@@ -1,4 +1,4 @@
-"""Writes to the referral tree: joining a campaign."""
+"""Writes to the referral tree: joining a campaign, and the click log."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from apps.common.codes import new_invite_code, new_token
 from apps.common.emails import normalize_email
 from apps.common.errors import Conflict, FissionError
 
-from .models import Participant
+from .models import Click, Participant
 
 NAME_MAX = Participant._meta.get_field("name").max_length or 100
 EXTERNAL_ID_MAX = Participant._meta.get_field("external_id").max_length or 128
@@ -87,12 +87,15 @@ def participant_join(
     visitor_id: str = "",
     joined_at: datetime | None = None,
     require_open: bool = True,
+    ignore_self_referral: bool = False,
 ) -> tuple[Participant, bool]:
     """Join `campaign`; returns (participant, created).
 
     The same person again (normalised email or external id) gets their existing row,
     whatever referrer they name now: a referrer is set once, at joining. A referrer must
-    be in the same campaign and may not be the person themself.
+    be in the same campaign and may not be the person themself: naming one's own code is
+    refused, unless `ignore_self_referral` (the public pages, where the code comes from a
+    link the person clicked themself: they are only coming back to their own page).
     """
     problems: dict[str, str] = {}
     try:
@@ -115,11 +118,13 @@ def participant_join(
             fields=problems,
         )
     if referrer is not None and referrer.email_normalized == email_normalized:
-        raise JoinError(
-            "A participant cannot be their own referrer.",
-            code="self_referral",
-            fields={"referral_code": "is the participant's own code"},
-        )
+        if not ignore_self_referral:
+            raise JoinError(
+                "A participant cannot be their own referrer.",
+                code="self_referral",
+                fields={"referral_code": "is the participant's own code"},
+            )
+        referrer = None
     if referrer is not None and referrer.campaign_id != campaign.pk:
         raise JoinError(
             "That referrer belongs to another campaign.", code="referral_code_other_campaign"
@@ -183,3 +188,29 @@ def _insert(participant: Participant) -> None:
             participant.save(force_insert=True)
     else:
         participant.save(force_insert=True)
+
+
+def click_record(
+    *,
+    campaign_id: int,
+    participant_id: int,
+    channel: str = "",
+    visitor_id: str = "",
+    ip_hash: str = "",
+    ua_class: str = Click.UserAgentClass.OTHER,
+    is_bot: bool = False,
+) -> Click:
+    """Log one visit through an invite link: a single INSERT and nothing else.
+
+    This runs on every invite click, so it updates no counter and queues no task; the
+    figures that need clicks (visitors, funnels) are computed from this log.
+    """
+    return Click.objects.create(
+        campaign_id=campaign_id,
+        participant_id=participant_id,
+        channel=channel[:32],
+        visitor_id=visitor_id[:64],
+        ip_hash=ip_hash,
+        ua_class=ua_class if ua_class in Click.UserAgentClass.values else "other",
+        is_bot=is_bot,
+    )

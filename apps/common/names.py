@@ -1,0 +1,20 @@
+"""What other people may see of a participant's name."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def public_name(name: str) -> str:
+    """The first word of `name`; for a Chinese, Japanese or Korean name written without
+    spaces (the family name first), its first character and a mask: "王**".
+
+    Invite pages can be posted anywhere, so nobody's full name is shown to strangers.
+    """
+    name = " ".join(name.split())
+    if not name:
+        return ""
+    first = name.split(" ", 1)[0]
+    if " " not in name and len(first) > 1 and unicodedata.east_asian_width(first[0]) == "W":
+        return first[0] + "*" * min(len(first) - 1, 2)
+    return first

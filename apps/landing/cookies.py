@@ -1,0 +1,90 @@
+"""The two cookies of the invite flow, both signed and HttpOnly, holding ids, never secrets.
+
+- The visitor cookie: a random id for one browser, so that visitors can be counted
+  (K-factor) and joins from one browser seen (fraud rules). It lasts a year.
+- The attribution cookie, one per campaign: the invite code last clicked and when (the
+  signature's timestamp), with the link's channel. It lasts the campaign's attribution
+  window, and is checked against the window again when read: the operator may have
+  shortened it since. Each click overwrites it, so the last link clicked wins.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+
+VISITOR_COOKIE = "fission_vid"
+VISITOR_SALT = "fission.visitor"
+VISITOR_MAX_AGE = 365 * 24 * 3600
+ATTRIBUTION_SALT = "fission.attribution"
+DAY = 24 * 3600
+
+
+def _set(response: HttpResponseBase, name: str, value: str, *, salt: str, max_age: int) -> None:
+    response.set_signed_cookie(
+        name,
+        value,
+        salt=salt,
+        max_age=max_age,
+        httponly=True,
+        samesite="Lax",  # sent on the top-level navigation from a chat app's link
+        secure=settings.SESSION_COOKIE_SECURE,
+    )
+
+
+def visitor_id(request: HttpRequest) -> str:
+    """The visitor id of the browser, or "" if it has none (or a forged one)."""
+    value = request.get_signed_cookie(VISITOR_COOKIE, default="", salt=VISITOR_SALT)
+    return value if isinstance(value, str) else ""
+
+
+def ensure_visitor_id(request: HttpRequest, response: HttpResponseBase) -> str:
+    """The browser's visitor id, made and set on `response` when it has none."""
+    current = visitor_id(request)
+    if current:
+        return current
+    new = secrets.token_urlsafe(16)
+    _set(response, VISITOR_COOKIE, new, salt=VISITOR_SALT, max_age=VISITOR_MAX_AGE)
+    return new
+
+
+def attribution_cookie_name(campaign_id: int) -> str:
+    return f"fission_ref_{campaign_id}"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    code: str
+    channel: str
+
+
+def set_attribution(
+    response: HttpResponseBase, *, campaign_id: int, code: str, channel: str, window_days: int
+) -> None:
+    # The code alphabet and the sanitised channel hold no ":", the signer's separator.
+    _set(
+        response,
+        attribution_cookie_name(campaign_id),
+        f"{code}:{channel}",
+        salt=ATTRIBUTION_SALT,
+        max_age=window_days * DAY,
+    )
+
+
+def read_attribution(
+    request: HttpRequest, *, campaign_id: int, window_days: int
+) -> Attribution | None:
+    """The last invite link clicked for this campaign within its window, if any."""
+    value = request.get_signed_cookie(
+        attribution_cookie_name(campaign_id),
+        default=None,
+        salt=ATTRIBUTION_SALT,
+        max_age=window_days * DAY,
+    )
+    if not value:
+        return None
+    code, _, channel = value.partition(":")
+    return Attribution(code=code, channel=channel)

@@ -1,0 +1,403 @@
+"""The public pages: invite redirect, landing and join, personal page, QR codes, poster.
+
+Thin views: the rules are in the services (joining, recording a click) and the reads in
+the selectors; these only turn requests into their arguments and results into pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+from django_ratelimit.core import get_usage
+
+from apps.campaigns.models import Campaign
+from apps.campaigns.selectors import campaign_get
+from apps.common.codes import is_invite_code, is_token
+from apps.common.errors import FissionError, NotFound
+from apps.common.ip import client_ip, ip_hash
+from apps.common.qr import qr_png, qr_svg
+from apps.common.useragents import ua_class
+from apps.referrals.models import Participant
+from apps.referrals.selectors import (
+    invite_target,
+    inviter_in_campaign,
+    participant_by_token,
+    participant_progress,
+    referral_first_names,
+)
+from apps.referrals.services import click_record, participant_join
+
+from . import cookies
+from .errors import rate_limited
+from .forms import JoinForm
+from .poster import current_font_source, render_poster
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_MAX = 20
+_NOT_CHANNEL = re.compile(r"[^a-z0-9_-]")
+IMAGE_CACHE_SECONDS = 7 * 24 * 3600
+# Bump when the look of QR codes or posters changes, so caches and ETags move on.
+IMAGE_VERSION = "1"
+REFERRALS_SHOWN = 100
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    status_code = 303
+
+
+def _channel(value: str) -> str:
+    """The link's channel (?s=whatsapp): short, lower case, letters, digits, - and _."""
+    return _NOT_CHANNEL.sub("", value[:64].lower())[:CHANNEL_MAX]
+
+
+def invite_url(participant: Participant) -> str:
+    return f"{settings.SITE_URL}/r/{participant.code}"
+
+
+# --- /r/<code> ---------------------------------------------------------------------------
+
+
+@require_safe
+def invite(request: HttpRequest, code: str) -> HttpResponseBase:
+    """Record the click and send the visitor to the campaign's page.
+
+    The hottest path: one indexed lookup and one INSERT. The redirect goes to a path
+    built from the campaign's slug alone, never to anything the query string says.
+    """
+    code = code.lower()
+    target = invite_target(code) if is_invite_code(code) else None
+    if target is None:
+        raise Http404("unknown invite code")
+    response = HttpResponseRedirect(reverse("landing:campaign", args=[target.campaign_slug]))
+    # Caches between the visitor and us must not answer for us: every click counts.
+    response["Cache-Control"] = "no-store, private"
+
+    user_agent = request.META.get("HTTP_USER_AGENT", "")
+    kind = ua_class(user_agent)
+    # Link previews fetch the link to draw a card; a HEAD never shows a page to a person.
+    bot = request.method == "HEAD" or kind == "bot"
+    channel = _channel(request.GET.get("s", ""))
+    visitor = "" if bot else cookies.ensure_visitor_id(request, response)
+    try:
+        click_record(
+            campaign_id=target.campaign_id,
+            participant_id=target.participant_id,
+            channel=channel,
+            visitor_id=visitor,
+            ip_hash=ip_hash(client_ip(request)),
+            ua_class=kind,
+            is_bot=bot,
+        )
+    except Exception:  # the visitor still gets the page; the log says what was lost
+        logger.exception("could not record a click on invite code %s", code)
+    if not bot:
+        cookies.set_attribution(
+            response,
+            campaign_id=target.campaign_id,
+            code=code,
+            channel=channel,
+            window_days=target.attribution_window_days,
+        )
+    return response
+
+
+# --- /c/<slug>/ and /c/<slug>/join --------------------------------------------------------
+
+
+def _campaign(slug: str) -> Campaign:
+    try:
+        return campaign_get(slug)
+    except NotFound:
+        raise Http404("unknown campaign") from None
+
+
+def _inviter(
+    request: HttpRequest, campaign: Campaign, explicit_code: str
+) -> tuple[Participant | None, str]:
+    """Who invited this visitor, and through which channel.
+
+    A code in the page's address (?ref=) wins; otherwise the last invite link clicked
+    for this campaign within its attribution window (the cookie). Codes of other
+    campaigns and unknown codes are ignored: the visitor cannot fix them.
+    """
+    explicit_code = explicit_code.strip().lower()
+    if explicit_code and is_invite_code(explicit_code):
+        inviter = inviter_in_campaign(campaign, explicit_code)
+        if inviter is not None:
+            return inviter, ""
+    attribution = cookies.read_attribution(
+        request, campaign_id=campaign.pk, window_days=campaign.attribution_window_days
+    )
+    if attribution is not None and is_invite_code(attribution.code):
+        inviter = inviter_in_campaign(campaign, attribution.code)
+        if inviter is not None:
+            return inviter, attribution.channel
+    return None, ""
+
+
+def _landing(
+    request: HttpRequest,
+    campaign: Campaign,
+    form: JoinForm,
+    *,
+    explicit_code: str,
+    status: int = 200,
+) -> HttpResponse:
+    inviter = _inviter(request, campaign, explicit_code)[0]
+    form.link_errors()
+    context = {
+        "campaign": campaign,
+        "copy": campaign.landing_copy(request.LANGUAGE_CODE),
+        "tiers": list(campaign.tiers.all()),
+        "inviter_name": inviter.first_name if inviter else "",
+        "is_open": campaign.is_open(),
+        "closed_reason": campaign.closed_reason(),
+        "form": form,
+    }
+    return render(request, "landing/campaign.html", context, status=status)
+
+
+@require_safe
+def campaign_page(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = _campaign(slug)
+    explicit_code = request.GET.get("ref", "")[:32]
+    form = JoinForm(initial={"ref": explicit_code})
+    response = _landing(request, campaign, form, explicit_code=explicit_code)
+    cookies.ensure_visitor_id(request, response)
+    return response
+
+
+def _join_rate(group: str, request: HttpRequest) -> str:
+    return str(settings.FISSION["JOIN_RATE_LIMIT"])
+
+
+def _join_rate_key(group: str, request: HttpRequest) -> str:
+    """Joins are counted per client address; IPv6 per /64, which is one subscriber."""
+    ip = client_ip(request)
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
+    return ip
+
+
+# Service errors shown next to the field they concern, in the visitor's language.
+_FIELD_MESSAGES: dict[str, Callable[[], str]] = {
+    "email": lambda: _("Please enter a valid email address."),
+    "name": lambda: _("Please shorten your name."),
+    "consent": lambda: _("Please tick the box to agree before joining."),
+}
+
+
+@require_POST
+def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = _campaign(slug)
+    usage = get_usage(
+        request,
+        group="landing.join",
+        key=_join_rate_key,
+        rate=_join_rate,
+        method="POST",
+        increment=True,
+    )
+    if usage is not None and usage["should_limit"]:
+        return rate_limited(request, retry_after=usage["time_left"])
+
+    form = JoinForm(request.POST)
+    explicit_code = str(request.POST.get("ref", ""))[:32]
+    if not form.is_valid():
+        return _landing(request, campaign, form, explicit_code=explicit_code, status=400)
+
+    inviter, channel = _inviter(request, campaign, form.cleaned_data["ref"])
+    try:
+        participant, _created = participant_join(
+            campaign=campaign,
+            email=form.cleaned_data["email"],
+            name=form.cleaned_data["name"],
+            referrer=inviter,
+            consent=form.cleaned_data["consent"],
+            consent_version=settings.FISSION["CONSENT_VERSION"],
+            channel=channel or "web",
+            language=request.LANGUAGE_CODE,
+            ip_hash=ip_hash(client_ip(request)),
+            visitor_id=cookies.visitor_id(request),
+            # Someone who followed their own link is coming back to their own page.
+            ignore_self_referral=True,
+        )
+    except FissionError as exc:
+        # A closed campaign is said by the page itself (is_open is false); the rest is
+        # attached to the fields it concerns.
+        for field in exc.fields:
+            if field in _FIELD_MESSAGES:
+                form.add_error(field, _FIELD_MESSAGES[field]())
+        if not exc.fields and campaign.is_open():
+            form.add_error(None, _("We could not add you just now. Please try again."))
+        status = exc.status if 400 <= exc.status < 600 else 400
+        return _landing(request, campaign, form, explicit_code=explicit_code, status=status)
+    return HttpResponseSeeOther(reverse("landing:personal", args=[participant.token]))
+
+
+# --- /p/<token>/ ---------------------------------------------------------------------
+
+
+def _participant(token: str) -> Participant:
+    participant = participant_by_token(token) if is_token(token) else None
+    if participant is None:
+        raise Http404("unknown token")
+    return participant
+
+
+def _share_links(url: str, text: str, subject: str) -> list[tuple[str, str, bool]]:
+    """(label, href, opens a web page) of the share targets that take a link in their
+    address. WeChat has none: it shares through the QR code and the poster."""
+    message = f"{text} {url}"
+    return [
+        ("WhatsApp", "https://wa.me/?" + urlencode({"text": message}), True),
+        ("Telegram", "https://t.me/share/url?" + urlencode({"url": url, "text": text}), True),
+        ("LINE", "https://line.me/R/share?" + urlencode({"text": message}), True),
+        ("X", "https://x.com/intent/post?" + urlencode({"text": text, "url": url}), True),
+        (_("Email"), f"mailto:?subject={quote(subject)}&body={quote(message)}", False),
+        # "sms:?&body=" is the form both iOS and Android read.
+        (_("SMS"), f"sms:?&body={quote(message)}", False),
+    ]
+
+
+@never_cache
+@require_safe
+def personal_page(request: HttpRequest, token: str) -> HttpResponse:
+    participant = _participant(token)
+    campaign = participant.campaign
+    copy = campaign.landing_copy(request.LANGUAGE_CODE)
+    headline = copy.headline if copy else campaign.name
+    url = invite_url(participant)
+    share_text = _("Join me: %(headline)s") % {"headline": headline}
+    progress: dict[str, Any] = participant_progress(participant)
+    names = referral_first_names(participant, limit=REFERRALS_SHOWN)
+    referral_count = participant.referrals.count() if len(names) == REFERRALS_SHOWN else len(names)
+    context = {
+        "participant": participant,
+        "campaign": campaign,
+        "copy": copy,
+        "headline": headline,
+        "invite_url": url,
+        "share_text": share_text,
+        "share_links": _share_links(url, share_text, headline),
+        "progress": progress,
+        "next_tier": progress["next_tier"],
+        "tiers": list(campaign.tiers.all()),
+        "referral_names": names,
+        "referral_count": referral_count,
+        "more_referrals": referral_count - len(names),
+        "is_open": campaign.is_open(),
+    }
+    response = render(request, "landing/personal.html", context)
+    # The address is the participant's key to this page: keep it out of search engines.
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+# --- QR codes and the poster ---------------------------------------------------------
+
+
+def _image(
+    request: HttpRequest,
+    *,
+    identity: str,
+    content_type: str,
+    render_bytes: Callable[[], bytes],
+    public: bool,
+) -> HttpResponseBase:
+    """An image answered from its ETag (304), Django's cache, or rendered once.
+
+    `identity` is everything the image is drawn from, so the same text means the same
+    bytes: a change of SITE_URL, copy or name makes a new image, and no stale one.
+    """
+    digest = hashlib.sha256(f"{IMAGE_VERSION}\n{identity}".encode()).hexdigest()[:32]
+    etag = f'"{digest}"'
+    not_modified = get_conditional_response(request, etag=etag)
+    if not_modified is not None:
+        not_modified["ETag"] = etag
+        return not_modified
+    cache_key = f"fission:image:{digest}"
+    body = cache.get(cache_key)
+    if body is None:
+        body = render_bytes()
+        cache.set(cache_key, body, IMAGE_CACHE_SECONDS)
+    response = HttpResponse(body, content_type=content_type)
+    response["ETag"] = etag
+    # The QR code holds only the invite link, which is public by design; the poster
+    # also shows the person's name, so only their own browser keeps it.
+    patch_cache_control(response, **{"public" if public else "private": True}, max_age=3600)
+    return response
+
+
+@require_safe
+def qr_code_svg(request: HttpRequest, token: str) -> HttpResponseBase:
+    url = invite_url(_participant(token))
+    return _image(
+        request,
+        identity=f"qr.svg\n{url}",
+        content_type="image/svg+xml",
+        render_bytes=lambda: qr_svg(url),
+        public=True,
+    )
+
+
+@require_safe
+def qr_code_png(request: HttpRequest, token: str) -> HttpResponseBase:
+    url = invite_url(_participant(token))
+    return _image(
+        request,
+        identity=f"qr.png\n{url}",
+        content_type="image/png",
+        render_bytes=lambda: qr_png(url),
+        public=True,
+    )
+
+
+@require_safe
+def poster(request: HttpRequest, token: str) -> HttpResponseBase:
+    participant = _participant(token)
+    campaign = participant.campaign
+    copy = campaign.landing_copy(request.LANGUAGE_CODE)
+    texts = {
+        "headline": copy.headline if copy else campaign.name,
+        "name_line": _("%(name)s invites you") % {"name": participant.name}
+        if participant.name
+        else _("You are invited"),
+        "url": invite_url(participant),
+        "reward": copy.reward_text if copy else "",
+        "caption": _("Scan to join"),
+    }
+    identity = "\n".join(["poster.png", repr(current_font_source()), *texts.values()])
+    return _image(
+        request,
+        identity=identity,
+        content_type="image/png",
+        render_bytes=lambda: render_poster(**texts),
+        public=False,
+    )
