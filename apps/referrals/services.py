@@ -12,6 +12,7 @@ from apps.campaigns.models import Campaign
 from apps.common.codes import new_invite_code, new_token
 from apps.common.emails import normalize_email
 from apps.common.errors import Conflict, FissionError
+from apps.rewards.services import conversion_record_signup
 
 from .models import Participant
 
@@ -157,6 +158,8 @@ def participant_join(
         try:
             with transaction.atomic():
                 participant.save(force_insert=True)
+                # Sign-up campaigns: the join is the qualifying event (rewards, tiers).
+                conversion_record_signup(participant=participant)
             return participant, True
         except IntegrityError:
             # Either the same person joined at the same moment (their row wins and is
