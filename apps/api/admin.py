@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -62,6 +63,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     fields = ["url", "description", "campaign", "events", "is_active", "secret_hint"]
     readonly_fields = ["secret_hint"]
     actions = ["rotate_secret", "finish_rotation"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description=_("signing secret"))
     def secret_hint(self, obj: WebhookEndpoint) -> str:

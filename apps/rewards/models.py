@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.api.models import ApiKey
 from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign
-from apps.common.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
+from apps.common.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, format_amount
 from apps.referrals.models import Participant
 
 
@@ -337,7 +337,8 @@ class Reward(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.source} {self.amount} {self.currency} ({self.state})"
+        amount = format_amount(self.amount, self.currency)
+        return f"#{self.pk} {self.source} {amount} {self.currency} ({self.state})"
 
     @property
     def is_grant(self) -> bool:
