@@ -98,6 +98,8 @@ def _on_purchase(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
         )
     else:
         conversion.qualifying = True
+        # Stored now: refunds applied below ask the database which purchases qualify.
+        conversion.save(update_fields=["qualifying"])
     if conversion.qualifying:
         if campaign.qualifying_event == QualifyingEvent.PURCHASE:
             _qualify(ledger, conversion, tree)

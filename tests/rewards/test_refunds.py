@@ -103,6 +103,15 @@ def test_a_refund_before_its_purchase_is_kept_and_applied_when_the_purchase_come
     assert refund(carol, "o-1", "20.00").body == early.body
 
 
+def test_a_small_early_refund_leaves_the_purchase_qualifying(shop, alice, bob):
+    # Found by the state machine: the purchase must count as qualifying while its early
+    # refunds are applied, or the referee loses a reward they still deserve.
+    refund(bob, "o-1", "1.00")
+    purchase(bob, "o-1", "12.34")
+    assert entries(bob) == [("referee", None, "20.00", "held")]
+    assert owed(alice) == Decimal("1.13")
+
+
 def test_a_full_refund_before_its_purchase_leaves_nothing_granted(shop, alice, bob, carol):
     refund(carol, "o-1", "50.00")
     purchase(carol, "o-1", "50.00")
