@@ -273,3 +273,11 @@ def test_both_secrets_are_valid_while_rotating_then_only_the_new_one(signed, buy
     three = json.dumps(body(buyer, order_id="o-3")).encode()
     assert _signed_post(client, three, old).status_code == 401
     assert _signed_post(client, three, new).status_code == 201
+
+
+def test_ingestion_stays_lean(api, buyer, django_assert_max_num_queries):
+    # The hot path: a purchase granting two rewards, and a duplicate delivery.
+    with django_assert_max_num_queries(26):
+        assert api.post(URL, body(buyer), format="json").status_code == 201
+    with django_assert_max_num_queries(8):
+        assert api.post(URL, body(buyer), format="json").status_code == 200
