@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
@@ -24,6 +26,8 @@ from .models import ConversionType, RewardState
 from .serializers import EventResponseSerializer, RewardSerializer
 
 IDEMPOTENCY_KEY_MAX = 255
+# Clocks differ a little; an event from further ahead than this is a mistake.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 EVENT_TYPES = [
@@ -70,6 +74,9 @@ class EventSerializer(serializers.Serializer):
                 problems["amount"] = (
                     f"{attrs['currency']} amounts are not finer than its minor unit"
                 )
+        occurred_at = attrs.get("occurred_at")
+        if occurred_at is not None and occurred_at > timezone.now() + FUTURE_TOLERANCE:
+            problems["occurred_at"] = "is in the future"
         if problems:
             raise serializers.ValidationError(problems)
         return attrs

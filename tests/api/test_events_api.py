@@ -160,6 +160,7 @@ def test_a_refund_before_its_purchase_is_accepted_with_202(api, buyer):
         ({"currency": "yuan"}, "currency"),
         ({"participant_id": None}, "participant_id"),
         ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"occurred_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}, "occurred_at"),
     ],
 )
 def test_invalid_events_are_400_and_store_nothing(api, buyer, changes, field):

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -136,3 +136,40 @@ def test_the_release_job_run_twice_at_once_approves_each_reward_once(shop, alice
     approvals = RewardTransition.objects.filter(to_state="approved")
     assert approvals.count() == held
     assert approvals.values("reward").distinct().count() == held
+
+
+def test_a_key_still_in_flight_answers_409_at_once(shop, alice, bob):
+    from apps.api.models import ApiKey
+
+    client = _client()
+    api_key = ApiKey.objects.get()
+    taken, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:
+        # Another request holding the key: the lock conversion_ingest takes first.
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [f"fission-idem:{api_key.pk}:k-1"],
+                )
+                taken.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=in_flight)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        body = {"type": "purchase", "campaign": "shop", "participant_id": bob.pk,
+                "order_id": "o-1", "amount": "50.00", "currency": "CNY"}  # fmt: skip
+        response = client.post("/api/v1/events/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "idempotency_key_in_flight"
+        assert Conversion.objects.count() == 0
+    finally:
+        release.set()
+        holder.join()
+    response = client.post("/api/v1/events/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert response.status_code == 201
