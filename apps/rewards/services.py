@@ -26,12 +26,12 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.api.models import ApiKey
-from apps.campaigns.models import Campaign, QualifyingEvent
+from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign, QualifyingEvent
 from apps.common.errors import Conflict, FissionError, NotFound, Unprocessable
 from apps.referrals.models import Participant
 
 from . import engine
-from .ledger import ALLOWED, Ledger
+from .ledger import Ledger
 from .models import (
     UNPAID_STATES,
     Conversion,
@@ -43,8 +43,6 @@ from .models import (
     RewardState,
 )
 from .serializers import event_json, reward_json
-
-MAX_LEVELS = 3
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ def _lock_tree(campaign: Campaign, participant: Participant) -> engine.Tree:
     if campaign.budget_cap is not None:
         # Every grant in a capped campaign reads the campaign's total first.
         list(Campaign.objects.select_for_update(no_key=True).filter(pk=campaign.pk).values("pk"))
-    ids = [participant.pk, *participant.ancestor_ids[:MAX_LEVELS]]
+    ids = [participant.pk, *participant.ancestor_ids[:MAX_COMMISSION_LEVELS]]
     rows = {
         p.pk: p
         for p in Participant.objects.select_for_update(no_key=True)
@@ -388,7 +386,6 @@ def rewards_mark_paid(*, reward_ids: Sequence[int], reference: str, actor: str) 
 
 
 __all__ = [
-    "ALLOWED",
     "EventResult",
     "conversion_ingest",
     "conversion_record_signup",
