@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "apps.campaigns",
     "apps.referrals",
     "apps.api",
+    "apps.rewards",
     "apps.landing",
 ]
 
@@ -261,8 +262,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Periodic jobs. django-celery-beat copies these into its tables when beat starts, where
+# the admin (Periodic tasks) can change their timing. Holding periods are rows with a due
+# time that the release job picks up, never a task countdown.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "release-held-rewards": {
+        "task": "apps.rewards.tasks.release_held_rewards",
+        "schedule": env.float("REWARDS_RELEASE_EVERY_SECONDS", default=300.0),
+    },
     "roll-up-tree": {"task": "apps.referrals.tasks.roll_up_tree", "schedule": 60.0},
+    "send-due-webhooks": {
+        "task": "apps.api.tasks.webhooks_send_due",
+        "schedule": env.float("WEBHOOK_SWEEP_EVERY_SECONDS", default=60.0),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------
@@ -289,4 +301,9 @@ FISSION = {
     # with the face's index in it). Empty: Noto Sans CJK SC where Debian installs it.
     "POSTER_FONT": env.str("POSTER_FONT", default=""),
     "POSTER_FONT_INDEX": env.int("POSTER_FONT_INDEX", default=0),
+    # Outbound webhooks: seconds to wait for the host's answer; tries before giving up
+    # (network errors and 5xx are retried, 30 s, 1 min, 2 min, … apart, at most 6 h).
+    "WEBHOOK_TIMEOUT_SECONDS": env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0),
+    "WEBHOOK_MAX_ATTEMPTS": env.int("WEBHOOK_MAX_ATTEMPTS", default=10),
+    "WEBHOOK_RETRY_BASE_SECONDS": env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30),
 }

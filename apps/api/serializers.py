@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.campaigns.models import Campaign, RewardKind
@@ -18,6 +19,7 @@ from apps.common.money import (
     quantize,
 )
 from apps.referrals.models import Participant
+from apps.rewards.serializers import RewardSerializer
 
 
 class AmountField(serializers.DecimalField):
@@ -187,9 +189,13 @@ class ParticipantDetailSerializer(ParticipantSerializer):
     flags = serializers.SerializerMethodField()
     verified = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
+    rewards = serializers.SerializerMethodField()
 
     class Meta(ParticipantSerializer.Meta):
-        fields = [*ParticipantSerializer.Meta.fields, "status", "flags", "verified", "progress"]
+        fields = [
+            *ParticipantSerializer.Meta.fields,
+            "status", "flags", "verified", "progress", "rewards",
+        ]  # fmt: skip
 
     def get_flags(self, obj: Participant) -> list[dict[str, Any]]:
         active = [f for f in obj.flags.all() if f.resolution != "overturned"]
@@ -202,3 +208,11 @@ class ParticipantDetailSerializer(ParticipantSerializer):
         from apps.referrals.selectors import participant_progress
 
         return ProgressSerializer(participant_progress(obj)).data
+
+    @extend_schema_field(RewardSerializer(many=True))
+    def get_rewards(self, obj: Participant) -> list[dict[str, Any]]:
+        """Every reward entry of the participant, oldest first (Reward JSON)."""
+        from apps.rewards.selectors import participant_rewards
+        from apps.rewards.serializers import reward_json
+
+        return [reward_json(r) for r in participant_rewards(obj)]

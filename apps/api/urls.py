@@ -1,5 +1,7 @@
 from django.urls import path
 
+from apps.rewards import api as rewards_api
+
 from . import views
 
 app_name = "api"
@@ -13,4 +15,6 @@ urlpatterns = [
         name="participants",
     ),
     path("participants/<int:pk>/", views.ParticipantDetailView.as_view(), name="participant"),
+    path("events/", rewards_api.EventView.as_view(), name="events"),
+    path("rewards/", rewards_api.RewardListView.as_view(), name="rewards"),
 ]

@@ -13,6 +13,7 @@ from apps.campaigns.models import Campaign
 from apps.common.codes import new_invite_code, new_token
 from apps.common.emails import normalize_email
 from apps.common.errors import Conflict, FissionError
+from apps.rewards.services import conversion_record_signup
 
 from .models import Click, Participant
 
@@ -158,6 +159,7 @@ def participant_join(
         join_ip_hash=ip_hash,
         join_visitor_id=visitor_id,
     )
+    qualifies_on_join = campaign.qualifying_event == campaign.QualifyingEvent.SIGNUP
     # Insert first and let the unique constraints find a returning person: one
     # statement for a new participant (the common case), and no window in which two
     # concurrent joins of one person both see "not there yet".
@@ -165,7 +167,7 @@ def participant_join(
         participant.code = new_invite_code(settings.FISSION["INVITE_CODE_LENGTH"])
         participant.token = new_token()
         try:
-            _insert(participant)
+            _insert(participant, qualifies_on_join=qualifies_on_join)
             return participant, True
         except IntegrityError:
             existing = _existing(campaign, email_normalized, external_id)
@@ -181,11 +183,14 @@ def participant_join(
     )
 
 
-def _insert(participant: Participant) -> None:
-    if connection.in_atomic_block:
-        # Inside a caller's transaction a failed INSERT must not poison it.
+def _insert(participant: Participant, *, qualifies_on_join: bool) -> None:
+    if qualifies_on_join or connection.in_atomic_block:
+        # Inside a caller's transaction a failed INSERT must not poison it; and in a
+        # sign-up campaign the join is the qualifying event, granted with the row.
         with transaction.atomic():
             participant.save(force_insert=True)
+            if qualifies_on_join:
+                conversion_record_signup(participant=participant)
     else:
         participant.save(force_insert=True)
 

@@ -1,0 +1,21 @@
+"""Background work of the API: sending webhooks. Thin: ids in, a service call."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import webhooks
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def webhook_deliver(delivery_id: int) -> None:
+    """One try at a delivery; harmless when it is not due or already taken."""
+    webhooks.webhook_attempt(delivery_id=delivery_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def webhooks_send_due() -> None:
+    """Periodic: enqueue deliveries whose (re)try is due, including any whose message
+    was lost."""
+    for delivery_id in webhooks.webhook_deliveries_due():
+        webhook_deliver.delay(delivery_id)

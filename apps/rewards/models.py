@@ -1,0 +1,385 @@
+"""Conversions (the host's events) and rewards (what is owed), with their history.
+
+Rewards are a ledger. A *grant* is the first entry of a cause (a tier reached, a referee
+qualifying, a commission level of a purchase) and exists at most once per cause, by
+constraint. Later changes to what the cause is worth (a refund, a tier lost and regained)
+are *adjustments*: new signed entries that point at their grant, one per grant and causing
+event, by constraint. Amounts are never edited; a paid entry is never changed at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.api.models import ApiKey
+from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign
+from apps.common.money import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS, format_amount
+from apps.referrals.models import Participant
+
+
+def _amount(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, **kwargs
+    )
+
+
+class ConversionType(models.TextChoices):
+    # Recorded by the join itself in sign-up campaigns; never posted by the host.
+    SIGNUP = "signup", _("Sign-up")
+    SIGNUP_VERIFIED = "signup_verified", _("Verified sign-up")
+    PURCHASE = "purchase", _("Purchase")
+    REFUND = "refund", _("Refund")
+
+
+class ConversionStatus(models.TextChoices):
+    APPLIED = "applied", _("Applied")
+    WAITING = "waiting", _("Waiting for its purchase")
+    IGNORED = "ignored", _("Ignored")
+
+
+class Conversion(models.Model):
+    """One event from the host application (or a join), kept as received.
+
+    Exactly once: a purchase per order, a verification per participant (and per order id
+    when one is given), a refund per order when posted without an Idempotency-Key (with
+    one, per key). `response` is the body of the first answer, replayed to duplicates.
+    """
+
+    Type = ConversionType
+    Status = ConversionStatus
+
+    id = models.BigAutoField(primary_key=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversions")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.PROTECT, related_name="conversions"
+    )
+    type = models.CharField(max_length=16, choices=Type.choices)
+    order_id = models.CharField(max_length=128, blank=True)
+    amount = _amount(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now)
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.APPLIED)
+    note = models.CharField(max_length=300, blank=True, help_text=_("Why it was ignored."))
+    qualifying = models.BooleanField(
+        default=False,
+        help_text=_("A purchase within the attribution window and at least the minimum."),
+    )
+    purchase = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refunds",
+        help_text=_("For a refund: the purchase it was applied to."),
+    )
+    applied_amount = _amount(
+        null=True, blank=True, help_text=_("For a refund: how much of it was applied.")
+    )
+    response_status = models.PositiveSmallIntegerField(default=201)
+    response = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "order_id"],
+                condition=Q(type="purchase"),
+                name="conversion_unique_purchase",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "participant"],
+                condition=Q(type="signup_verified"),
+                name="conversion_unique_verification",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "order_id"],
+                condition=Q(type="signup_verified") & ~Q(order_id=""),
+                name="conversion_unique_verification_order",
+            ),
+            models.UniqueConstraint(
+                fields=["participant"],
+                condition=Q(type="signup"),
+                name="conversion_unique_signup",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "order_id"],
+                condition=Q(type="refund", idempotency_key=""),
+                name="conversion_unique_refund",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "order_id", "idempotency_key"],
+                condition=Q(type="refund") & ~Q(idempotency_key=""),
+                name="conversion_unique_refund_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(type__in=ConversionType.values), name="conversion_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ConversionStatus.values), name="conversion_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(type__in=["purchase", "refund"])
+                | (~Q(order_id="") & Q(amount__gt=0) & ~Q(currency="")),
+                name="conversion_money_events_complete",
+            ),
+            models.CheckConstraint(
+                condition=Q(applied_amount__isnull=True)
+                | (Q(applied_amount__gte=0) & Q(applied_amount__lte=F("amount"))),
+                name="conversion_applied_within_amount",
+            ),
+        ]
+        indexes = [
+            # A purchase's refunds, and refunds waiting for their purchase.
+            models.Index(
+                fields=["campaign", "order_id"],
+                condition=Q(type="refund"),
+                name="conversion_refund_order",
+            ),
+            # A participant's purchases, when a refund decides whether they still qualify.
+            models.Index(fields=["participant", "type"], name="conversion_participant_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.order_id or self.participant_id}"
+
+
+class IdempotencyKey(models.Model):
+    """An Idempotency-Key a host sent, with a hash of the body it came with."""
+
+    id = models.BigAutoField(primary_key=True)
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="+")
+    response_status = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class RewardSource(models.TextChoices):
+    TIER = "tier", _("Tier")
+    REFEREE = "referee", _("Referee reward")
+    COMMISSION = "commission", _("Commission")
+
+
+class RewardState(models.TextChoices):
+    PENDING = "pending", _("Pending review")
+    HELD = "held", _("Held")
+    APPROVED = "approved", _("Approved")
+    PAID = "paid", _("Paid")
+    REVERSED = "reversed", _("Reversed")
+    REJECTED = "rejected", _("Rejected")
+
+
+# States whose amount counts: what is owed, or was paid.
+LIVE_STATES = (RewardState.PENDING, RewardState.HELD, RewardState.APPROVED, RewardState.PAID)
+UNPAID_STATES = (RewardState.PENDING, RewardState.HELD, RewardState.APPROVED)
+
+
+class RewardReason(models.TextChoices):
+    NONE = "", _("—")
+    REVIEW = "review", _("Flagged participant: needs review")
+    BUDGET_CAP = "budget_cap", _("Campaign budget cap reached")
+    PER_REFERRER_CAP = "per_referrer_cap", _("Per-participant cap reached")
+    OPERATOR = "operator", _("Decided by an operator")
+
+
+class Reward(models.Model):
+    """One ledger entry of what is owed to a participant (see the module docstring)."""
+
+    Source = RewardSource
+    State = RewardState
+    Reason = RewardReason
+
+    id = models.BigAutoField(primary_key=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="rewards")
+    participant = models.ForeignKey(
+        Participant,
+        on_delete=models.PROTECT,
+        related_name="rewards",
+        help_text=_("Who the reward is owed to."),
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text=_("Commission level: 1 is the direct referrer.")
+    )
+    tier_threshold = models.PositiveIntegerField(null=True, blank=True)
+    percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    conversion = models.ForeignKey(
+        Conversion,
+        on_delete=models.PROTECT,
+        related_name="rewards",
+        help_text=_("The event that caused this entry."),
+    )
+    purchase = models.ForeignKey(
+        Conversion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="commissions",
+        help_text=_("For a commission: the purchase it is a share of."),
+    )
+    referee = models.ForeignKey(
+        Participant,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("The invited friend whose qualification or purchase earned it."),
+    )
+    order_id = models.CharField(max_length=128, blank=True)
+    adjusts = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="adjustments",
+        help_text=_("For a correction (a reversal or a reinstatement): the reward it corrects."),
+    )
+    kind = models.CharField(max_length=12, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    amount = _amount()
+    currency = models.CharField(max_length=3)
+    state = models.CharField(max_length=10, choices=State.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True, default="")
+    due_at = models.DateTimeField(null=True, blank=True, help_text=_("End of the holding period."))
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    payout_reference = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "tier_threshold"],
+                condition=Q(source="tier", adjusts__isnull=True),
+                name="reward_unique_tier",
+            ),
+            models.UniqueConstraint(
+                fields=["participant"],
+                condition=Q(source="referee", adjusts__isnull=True),
+                name="reward_unique_referee",
+            ),
+            models.UniqueConstraint(
+                fields=["purchase", "level"],
+                condition=Q(source="commission", adjusts__isnull=True),
+                name="reward_unique_commission",
+            ),
+            models.UniqueConstraint(
+                fields=["adjusts", "conversion"],
+                condition=Q(adjusts__isnull=False),
+                name="reward_unique_adjustment",
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=RewardSource.values), name="reward_source_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=RewardState.values), name="reward_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(reason__in=RewardReason.values), name="reward_reason_valid"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(source="commission")
+                    & Q(level__gte=1)
+                    & Q(level__lte=MAX_COMMISSION_LEVELS)
+                    & Q(percent__gt=0)
+                    & Q(percent__lte=100)
+                    & Q(purchase__isnull=False)
+                )
+                | (~Q(source="commission") & Q(level__isnull=True) & Q(percent__isnull=True)),
+                name="reward_commission_has_level",
+            ),
+            models.CheckConstraint(
+                condition=Q(source="tier", tier_threshold__gte=1)
+                | (~Q(source="tier") & Q(tier_threshold__isnull=True)),
+                name="reward_tier_has_threshold",
+            ),
+            models.CheckConstraint(
+                condition=~Q(adjusts__isnull=True) | Q(amount__gte=0),
+                name="reward_grant_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="held") | Q(due_at__isnull=False), name="reward_held_has_due"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="paid") | Q(paid_at__isnull=False), name="reward_paid_has_date"
+            ),
+        ]
+        indexes = [
+            # The release job: held rewards whose holding period is over.
+            models.Index(fields=["due_at"], condition=Q(state="held"), name="reward_held_due"),
+            # GET /rewards/?campaign=&state=&updated_since= and the campaign's totals.
+            models.Index(fields=["campaign", "state", "updated_at"], name="reward_campaign_state"),
+            models.Index(fields=["campaign", "updated_at"], name="reward_campaign_updated"),
+            # The review queue.
+            models.Index(fields=["state"], condition=Q(state="pending"), name="reward_pending"),
+        ]
+
+    def __str__(self) -> str:
+        amount = format_amount(self.amount, self.currency)
+        return f"#{self.pk} {self.source} {amount} {self.currency} ({self.state})"
+
+    @property
+    def is_grant(self) -> bool:
+        return self.adjusts_id is None
+
+
+class RewardTransition(models.Model):
+    """One change of a reward's state, with who or what made it. Append-only: on
+    PostgreSQL a trigger refuses UPDATE and DELETE (migration 0002)."""
+
+    id = models.BigAutoField(primary_key=True)
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="transitions")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="+")
+    from_state = models.CharField(max_length=10, choices=RewardState.choices, blank=True)
+    to_state = models.CharField(max_length=10, choices=RewardState.choices)
+    actor = models.CharField(
+        max_length=150, help_text=_("engine, release job, an operator or an API key.")
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    conversion = models.ForeignKey(
+        Conversion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(to_state__in=RewardState.values), name="transition_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_state or '∅'} → {self.to_state}"
+
+
+class RewardReview(Reward):
+    """The review queue in the admin: pending rewards and unpaid rewards of flagged
+    participants."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("reward to review")
+        verbose_name_plural = _("review queue")

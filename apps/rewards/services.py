@@ -1,0 +1,396 @@
+"""Writes: taking in conversion events, and moving rewards through their lifecycle.
+
+How "exactly once" holds for events, however often and concurrently they are delivered:
+
+- Each event locks its participant and that participant's ancestors (ascending ids, so
+  two events never wait on each other in a circle) before it looks for a duplicate. Two
+  deliveries of one event therefore run one after the other: the second finds the first
+  and answers its stored response. The same lock orders a purchase and its refund, and
+  two referees crossing their referrer's threshold (the referrer is locked by both).
+- Unique constraints on conversions (per order, per verification, per refund key), on
+  Idempotency-Keys and on rewards (per tier, per referee, per commission level, per
+  correction) are the last word when the locks are not enough (SQLite has none).
+- An Idempotency-Key still in flight answers 409 at once (a PostgreSQL advisory lock
+  tried, never waited for); a finished one answers its first response again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from apps.api.models import ApiKey
+from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign, QualifyingEvent
+from apps.common.errors import Conflict, FissionError, NotFound, Unprocessable
+from apps.referrals.models import Participant
+
+from . import engine
+from .ledger import Ledger
+from .models import (
+    UNPAID_STATES,
+    Conversion,
+    ConversionStatus,
+    ConversionType,
+    IdempotencyKey,
+    Reward,
+    RewardReason,
+    RewardState,
+)
+from .serializers import event_json, reward_json
+
+
+@dataclass(frozen=True)
+class EventResult:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def _try_lock(name: str) -> bool:
+    """A transaction-scoped PostgreSQL advisory lock, without waiting. Elsewhere (SQLite
+    serialises writers anyway) always True."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [name])
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _lock_tree(campaign: Campaign, participant: Participant) -> engine.Tree:
+    """Lock (FOR NO KEY UPDATE, which still lets children be inserted under these rows)
+    the campaign when it has a budget cap, then the participant and up to 3 ancestors in
+    ascending id order; return them fresh."""
+    if campaign.budget_cap is not None:
+        # Every grant in a capped campaign reads the campaign's total first.
+        list(Campaign.objects.select_for_update(no_key=True).filter(pk=campaign.pk).values("pk"))
+    ids = [participant.pk, *participant.ancestor_ids[:MAX_COMMISSION_LEVELS]]
+    rows = {
+        p.pk: p
+        for p in Participant.objects.select_for_update(no_key=True)
+        .filter(pk__in=ids)
+        .order_by("pk")
+    }
+    for row in rows.values():
+        row.campaign = campaign
+    return engine.Tree(
+        participant=rows[participant.pk],
+        ancestors=[rows[i] for i in ids[1:] if i in rows],
+    )
+
+
+def _participant(
+    campaign: Campaign, participant_id: int | None, external_id: str | None
+) -> Participant:
+    found: Participant | None = None
+    if participant_id is not None:
+        found = Participant.objects.filter(pk=participant_id, campaign=campaign).first()
+        if found is None:
+            raise NotFound(
+                f"No participant {participant_id} in campaign {campaign.slug!r}.",
+                code="participant_not_found",
+                fields={"participant_id": "unknown in this campaign"},
+            )
+        if external_id and found.external_id != external_id:
+            raise Unprocessable(
+                "participant_id and external_id name two different participants.",
+                code="identity_conflict",
+                fields={"external_id": "belongs to another participant"},
+            )
+        return found
+    found = Participant.objects.filter(campaign=campaign, external_id=external_id).first()
+    if found is None:
+        raise NotFound(
+            f"No participant with external_id {external_id!r} in campaign {campaign.slug!r}.",
+            code="participant_not_found",
+            fields={"external_id": "unknown in this campaign"},
+        )
+    return found
+
+
+def _duplicate_of(
+    campaign: Campaign,
+    participant: Participant,
+    type_: str,
+    order_id: str,
+    idempotency_key: str,
+) -> Conversion | None:
+    """The stored event that this one repeats by its natural key, if any."""
+    found = Conversion.objects.filter(campaign=campaign)
+    if type_ == ConversionType.PURCHASE:
+        return found.filter(type=type_, order_id=order_id).first()
+    if type_ == ConversionType.SIGNUP_VERIFIED:
+        by_participant = found.filter(type=type_, participant=participant).first()
+        if by_participant or not order_id:
+            return by_participant
+        return found.filter(type=type_, order_id=order_id).first()
+    return found.filter(type=type_, order_id=order_id, idempotency_key=idempotency_key).first()
+
+
+def _check_same(
+    stored: Conversion, participant: Participant, amount: Decimal | None, currency: str
+) -> None:
+    """A repeat must describe the same event: same person, same money."""
+    if (
+        stored.participant_id != participant.pk
+        or (stored.type != ConversionType.SIGNUP_VERIFIED and stored.amount != amount)
+        or (stored.type != ConversionType.SIGNUP_VERIFIED and stored.currency != currency)
+    ):
+        raise Unprocessable(
+            f"A {stored.type} with this order id was received already, with other details.",
+            code="duplicate_event_mismatch",
+            fields={"order_id": "received already with another participant or amount"},
+        )
+
+
+@transaction.atomic
+def conversion_ingest(
+    *,
+    type: str,
+    campaign_slug: str,
+    participant_id: int | None = None,
+    external_id: str | None = None,
+    order_id: str = "",
+    amount: Decimal | None = None,
+    currency: str = "",
+    occurred_at: datetime | None = None,
+    api_key: ApiKey | None = None,
+    idempotency_key: str = "",
+    request_hash: str = "",
+) -> EventResult:
+    """Take in one event from the host: store it once and apply the reward rules.
+
+    Answers 201 for a new event, 202 for a refund kept until its purchase comes, and the
+    stored first response again (200 without an Idempotency-Key, the first status with
+    one) for a repeat. Raises Conflict (409) while the same Idempotency-Key is in flight,
+    Unprocessable (422) for a key or an order id reused with another body.
+    """
+    if idempotency_key:
+        if api_key is None:
+            raise FissionError("An Idempotency-Key needs an API key.")
+        if not _try_lock(f"fission-idem:{api_key.pk}:{idempotency_key}"):
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry later.",
+                code="idempotency_key_in_flight",
+            )
+        seen = (
+            IdempotencyKey.objects.select_related("conversion")
+            .filter(api_key=api_key, key=idempotency_key)
+            .first()
+        )
+        if seen is not None:
+            if seen.request_hash != request_hash:
+                raise Unprocessable(
+                    "This Idempotency-Key was used with another request body.",
+                    code="idempotency_key_reused",
+                    fields={"Idempotency-Key": "used before with another body"},
+                )
+            return EventResult(seen.response_status, seen.conversion.response, replayed=True)
+
+    campaign = Campaign.objects.filter(slug=campaign_slug).first()
+    if campaign is None:
+        raise NotFound(f"No campaign {campaign_slug!r}.", code="campaign_not_found")
+    participant = _participant(campaign, participant_id, external_id)
+    occurred_at = occurred_at or timezone.now()
+    if type == ConversionType.PURCHASE and currency != campaign.currency:
+        raise Unprocessable(
+            f"Campaign {campaign.slug!r} counts purchases in {campaign.currency}.",
+            code="currency_mismatch",
+            fields={"currency": f"must be {campaign.currency}"},
+        )
+    refund_key = idempotency_key if type == ConversionType.REFUND else ""
+
+    tree = _lock_tree(campaign, participant)
+    participant = tree.participant
+    stored = _duplicate_of(campaign, participant, type, order_id, refund_key)
+    conversion: Conversion | None = None
+    if stored is None:
+        if type == ConversionType.REFUND:
+            purchase = engine.find_purchase(campaign, order_id)
+            problem = purchase and engine.refund_mismatch(
+                Conversion(participant=participant, currency=currency), purchase
+            )
+            if problem:
+                raise Unprocessable(problem, code="refund_mismatch")
+        conversion = Conversion(
+            campaign=campaign,
+            participant=participant,
+            type=type,
+            order_id=order_id,
+            amount=amount,
+            currency=currency,
+            occurred_at=occurred_at,
+            api_key=api_key,
+            idempotency_key=refund_key,
+        )
+        try:
+            with transaction.atomic():
+                conversion.save(force_insert=True)
+        except IntegrityError:
+            # The same order for another participant, stored a moment ago.
+            stored = _duplicate_of(campaign, participant, type, order_id, refund_key)
+            if stored is None:
+                raise
+    if stored is not None:
+        _check_same(stored, participant, amount, currency)
+        conversion = stored
+        result = EventResult(200, stored.response, replayed=True)
+    else:
+        assert conversion is not None  # noqa: S101
+        actor = f"api:{api_key.name}" if api_key else "api"
+        result = _apply(conversion, tree, actor=actor)
+    if idempotency_key and api_key is not None:
+        IdempotencyKey.objects.create(
+            api_key=api_key,
+            key=idempotency_key,
+            request_hash=request_hash,
+            conversion=conversion,
+            response_status=result.status,
+        )
+    return result
+
+
+def _apply(conversion: Conversion, tree: engine.Tree, *, actor: str) -> EventResult:
+    ledger = Ledger(actor=actor, conversion=conversion)
+    engine.apply(ledger, conversion, tree)
+    ledger.finish()
+    refund = conversion.type == ConversionType.REFUND
+    if refund and conversion.status == ConversionStatus.APPLIED and not conversion.applied_amount:
+        conversion.note = conversion.note or "Nothing was left to refund."
+    conversion.response_status = 202 if conversion.status == ConversionStatus.WAITING else 201
+    conversion.response = event_json(
+        conversion,
+        [reward_json(r) for r in sorted(ledger.touched.values(), key=lambda r: r.pk)],
+        qualified=tree.participant.qualified_at is not None,
+    )
+    conversion.save()
+    return EventResult(conversion.response_status, conversion.response)
+
+
+@transaction.atomic
+def conversion_record_signup(*, participant: Participant, actor: str = "join") -> None:
+    """A join in a campaign that qualifies on sign-up: the joiner qualifies at once."""
+    campaign = participant.campaign
+    if campaign.qualifying_event != QualifyingEvent.SIGNUP:
+        return
+    tree = _lock_tree(campaign, participant)
+    conversion = Conversion.objects.create(
+        campaign=campaign,
+        participant=tree.participant,
+        type=ConversionType.SIGNUP,
+        occurred_at=participant.joined_at,
+    )
+    _apply(conversion, tree, actor=actor)
+    participant.qualified_at = tree.participant.qualified_at
+
+
+# --- The lifecycle, by hand and by the clock ----------------------------------------------
+
+
+def _with_corrections(rewards: Iterable[Reward]) -> list[Reward]:
+    """The rewards and the unpaid corrections that travel with them, in the same state."""
+    chosen = {r.pk: r for r in rewards}
+    grant_ids = [r.pk for r in chosen.values() if r.adjusts_id is None]
+    for entry in Reward.objects.select_related("campaign").filter(
+        adjusts_id__in=grant_ids, state__in=UNPAID_STATES
+    ):
+        grant = chosen.get(entry.adjusts_id or 0)
+        if grant is not None and entry.state == grant.state:
+            chosen.setdefault(entry.pk, entry)
+    return sorted(chosen.values(), key=lambda r: r.pk)
+
+
+@transaction.atomic
+def rewards_approve(*, reward_ids: Sequence[int], actor: str, reason: str = "") -> int:
+    """An operator approves pending or held rewards. A pending one whose holding period
+    is not over yet is held until it is; anything else is approved now."""
+    ledger = Ledger(actor=actor)
+    now = ledger.now
+    rewards = Reward.objects.select_related("campaign").filter(
+        pk__in=reward_ids, state__in=(RewardState.PENDING, RewardState.HELD)
+    )
+    moved = 0
+    for reward in _with_corrections(rewards):
+        if reward.state == RewardState.PENDING and reward.due_at and reward.due_at > now:
+            moved += ledger.move(reward, RewardState.HELD, reason or "approved after review")
+        else:
+            moved += ledger.move(reward, RewardState.APPROVED, reason or "approved by hand")
+    ledger.finish()
+    return moved
+
+
+@transaction.atomic
+def rewards_reject(*, reward_ids: Sequence[int], actor: str, reason: str) -> int:
+    """An operator rejects unpaid rewards, saying why. Rejected is final."""
+    reason = reason.strip()
+    if not reason:
+        raise FissionError("Say why the rewards are rejected.", fields={"reason": "required"})
+    ledger = Ledger(actor=actor)
+    rewards = Reward.objects.select_related("campaign").filter(
+        pk__in=reward_ids, state__in=UNPAID_STATES
+    )
+    moved = 0
+    for reward in _with_corrections(rewards):
+        moved += ledger.move(reward, RewardState.REJECTED, reason, reason=RewardReason.OPERATOR)
+    ledger.finish()
+    return moved
+
+
+def rewards_release_due(
+    *, now: datetime | None = None, actor: str = "release job", batch_size: int = 500
+) -> int:
+    """Approve held rewards whose holding period is over; returns how many.
+
+    Safe to run twice at once: each batch is claimed with SKIP LOCKED, and each change is
+    a conditional UPDATE from `held`, so every reward is approved once.
+    """
+    now = now or timezone.now()
+    released = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Reward.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("campaign")
+                .filter(state=RewardState.HELD, due_at__lte=now)
+                .order_by("due_at", "id")[:batch_size]
+            )
+            ledger = Ledger(actor=actor)
+            for reward in batch:
+                released += ledger.move(reward, RewardState.APPROVED, "holding period over")
+            ledger.finish()
+        if len(batch) < batch_size:
+            return released
+
+
+@transaction.atomic
+def rewards_mark_paid(*, reward_ids: Sequence[int], reference: str, actor: str) -> int:
+    """Finance paid these approved rewards (negative entries were netted in the same
+    payout). Paid is final: the row never changes again."""
+    ledger = Ledger(actor=actor)
+    rewards = Reward.objects.select_related("campaign").filter(
+        pk__in=reward_ids, state=RewardState.APPROVED
+    )
+    moved = 0
+    for reward in rewards.order_by("id"):
+        moved += ledger.move(
+            reward, RewardState.PAID, f"paid: {reference}", payout_reference=reference[:100]
+        )
+    ledger.finish()
+    return moved
+
+
+__all__ = [
+    "EventResult",
+    "conversion_ingest",
+    "conversion_record_signup",
+    "rewards_approve",
+    "rewards_mark_paid",
+    "rewards_reject",
+    "rewards_release_due",
+]
