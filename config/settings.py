@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "apps.referrals",
     "apps.api",
     "apps.landing",
+    "apps.analytics",
 ]
 
 MIDDLEWARE = [
