@@ -90,7 +90,9 @@ class KAlert(models.Model):
         permissions = [("receive_k_alerts", "Can receive K-factor alert emails")]
         constraints = [
             # One alert per episode: a check run twice on the same day cannot open two.
-            models.UniqueConstraint(fields=["campaign", "started_on"], name="kalert_unique_episode"),
+            models.UniqueConstraint(
+                fields=["campaign", "started_on"], name="kalert_unique_episode"
+            ),
             # At most one open episode per campaign: one alert per drop, not one a day.
             # Its partial index also serves "the open alert of this campaign" (checks,
             # banners).

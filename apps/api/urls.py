@@ -1,5 +1,7 @@
 from django.urls import path
 
+from apps.analytics.api import CampaignStatsView
+
 from . import views
 
 app_name = "api"
@@ -12,5 +14,6 @@ urlpatterns = [
         views.ParticipantRegisterView.as_view(),
         name="participants",
     ),
+    path("campaigns/<slug:slug>/stats/", CampaignStatsView.as_view(), name="campaign-stats"),
     path("participants/<int:pk>/", views.ParticipantDetailView.as_view(), name="participant"),
 ]
