@@ -246,4 +246,7 @@ LOGGING = {
 FISSION = {
     # Length of invite codes; the alphabet leaves out look-alikes (0/o, 1/l/i).
     "INVITE_CODE_LENGTH": env.int("INVITE_CODE_LENGTH", default=8),
+    # Memory each sort or hash of a K-factor report may use on PostgreSQL (SET LOCAL
+    # work_mem for the report's transaction); empty leaves the server's setting.
+    "REPORT_WORK_MEM": env.str("REPORT_WORK_MEM", default="64MB"),
 }

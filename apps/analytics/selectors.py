@@ -10,11 +10,14 @@ fetched by OFFSET elsewhere (same answer, tested on both).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import (
     Aggregate,
     Count,
@@ -219,8 +222,9 @@ def figures(campaign: Campaign, date_from: date | None, date_to: date | None) ->
 
 
 def visitor_count(campaign: Campaign, date_from: date | None, date_to: date | None) -> int:
-    result = visits(campaign, date_from, date_to).aggregate(v=Count("visitor_id", distinct=True))
-    return int(result["v"])
+    # COUNT(*) over SELECT DISTINCT, not COUNT(DISTINCT ...): PostgreSQL hashes the former
+    # and sorts the latter, and on millions of clicks the hash is about twice as fast.
+    return visits(campaign, date_from, date_to).values("visitor_id").distinct().count()
 
 
 def generations(
@@ -276,7 +280,11 @@ def cohorts(
         .values_list("day", "size")
     )
     referees = Participant.objects.filter(
-        campaign_id=campaign.pk, joined_at__lte=F("referrer__joined_at") + window
+        campaign_id=campaign.pk,
+        # Always true (a referrer is in its referee's campaign), but it lets the planner
+        # read only this campaign's rows for the referrer side of the join.
+        referrer__campaign_id=campaign.pk,
+        joined_at__lte=F("referrer__joined_at") + window,
     ).order_by()
     referees = _in_range(referees, "referrer__joined_at", date_from, date_to)
     referred = dict(
@@ -303,7 +311,7 @@ def cycle_time_hours(
 ) -> float | None:
     """Median of (referee joined − referrer joined) in hours over the referees who joined
     in the range; the mean of the two middle values for an even count; None if none."""
-    pairs = joined(campaign, date_from, date_to).filter(referrer_id__isnull=False)
+    pairs = joined(campaign, date_from, date_to).filter(referrer__campaign_id=campaign.pk)
     gap = ExpressionWrapper(F("joined_at") - F("referrer__joined_at"), output_field=DurationField())
     median: timedelta | None
     if connection.vendor == "postgresql":
@@ -330,6 +338,23 @@ def _median_by_offset(pairs: QuerySet[Any]) -> timedelta | None:
     return sum(middle, timedelta()) / len(middle)
 
 
+@contextmanager
+def report_transaction() -> Iterator[None]:
+    """One transaction for a report's queries; on PostgreSQL it may use more memory.
+
+    The visitor count hashes every distinct visitor id and the median sorts every gap:
+    with the default 4 MB these spill to disk at a few hundred thousand rows and run two
+    to three times slower. SET LOCAL (set_config(..., true)) ends with the transaction,
+    so a pooled connection goes back to the server default.
+    """
+    work_mem = settings.FISSION["REPORT_WORK_MEM"]
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and work_mem:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
+        yield
+
+
 def kfactor_report(
     campaign: Campaign,
     date_from: date | None = None,
@@ -339,6 +364,13 @@ def kfactor_report(
 ) -> KReport:
     """The K-factor report for joins from `date_from` to `date_to` (local days, both
     included; None for open ends). Visitors are the visits in the same days."""
+    with report_transaction():
+        return _report(campaign, date_from, date_to, today=today)
+
+
+def _report(
+    campaign: Campaign, date_from: date | None, date_to: date | None, *, today: date | None
+) -> KReport:
     counts = joined(campaign, date_from, date_to).aggregate(
         n=Count("id"),
         r=Count("id", filter=Q(referrer_id__isnull=False)),
