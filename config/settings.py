@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -231,6 +232,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Analytics, for the local day that just ended: the dashboard's daily snapshots, then the
+# K-drop alerts (which read the raw tables, so they do not wait for the snapshots).
+CELERY_BEAT_SCHEDULE["analytics-snapshots"] = {
+    "task": "apps.analytics.tasks.snapshot_all",
+    "schedule": crontab(hour=0, minute=20),
+}
+CELERY_BEAT_SCHEDULE["analytics-k-alerts"] = {
+    "task": "apps.analytics.tasks.check_k_alerts",
+    "schedule": crontab(hour=0, minute=40),
+}
 
 # --- Logging --------------------------------------------------------------------------
 LOGGING = {
@@ -249,4 +260,6 @@ FISSION = {
     # Memory each sort or hash of a K-factor report may use on PostgreSQL (SET LOCAL
     # work_mem for the report's transaction); empty leaves the server's setting.
     "REPORT_WORK_MEM": env.str("REPORT_WORK_MEM", default="64MB"),
+    # Addresses that get K-drop alert emails, besides staff with the permission to.
+    "K_ALERT_EMAILS": env.list("K_ALERT_EMAILS", default=[]),
 }

@@ -405,3 +405,34 @@ def _amplification(referred: int, participants: int) -> float | None:
     # From the exact fraction, not the rounded K, so that 1/(1 − K) carries no rounding.
     value = amplification_of(referred / participants)
     return None if value is None else round(value, RATIO_DIGITS)
+
+
+# How long after ending a campaign still gets its nightly snapshot: late referees of its
+# last cohorts (the attribution window) and qualifications still change its report.
+ENDED_SNAPSHOT_DAYS = 35
+
+
+def campaigns_to_snapshot() -> list[int]:
+    """Campaigns whose figures may still change: active, paused, or recently ended."""
+    recent = timezone.now() - timedelta(days=ENDED_SNAPSHOT_DAYS)
+    return list(
+        Campaign.objects.exclude(status=Campaign.Status.DRAFT)
+        .exclude(status=Campaign.Status.ENDED, updated_at__lt=recent)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def campaigns_to_check() -> list[int]:
+    """Active campaigns with an alert setting, and any with an open alert (to resolve it
+    when K recovers or the operator switches the alert off)."""
+    return list(
+        Campaign.objects.filter(
+            Q(status=Campaign.Status.ACTIVE)
+            & (Q(k_alert_threshold__isnull=False) | Q(k_alert_drop_fraction__isnull=False))
+            | Q(k_alerts__resolved_at__isnull=True, k_alerts__isnull=False)
+        )
+        .distinct()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
