@@ -100,13 +100,13 @@ def alert_text(alert: KAlert) -> AlertText:
             "limit": float(alert.drop_fraction or 0) * 100,
         }
     if alert.previous_k is None:
-        detail = _("Invite rate i = %(i).2f, conversion c = %(c).0f %%.") % {
+        detail = _("Invite rate i = %(i).2f, conversion c = %(c).1f %%.") % {
             "i": alert.i,
             "c": alert.c * 100,
         }
     else:
         detail = _(
-            "Invite rate i: %(pi).2f → %(i).2f; conversion c: %(pc).0f %% → %(c).0f %% "
+            "Invite rate i: %(pi).2f → %(i).2f; conversion c: %(pc).1f %% → %(c).1f %% "
             "(the week before → the last 7 days)."
         ) % {
             "pi": alert.previous_i or 0,

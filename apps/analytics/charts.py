@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-WIDTH = 720
+WIDTH = 720  # a full-width chart; HALF for one of two side by side, so text keeps its size
+HALF = 480
 HEIGHT = 200
 LEFT, RIGHT, TOP, BOTTOM = 52, 12, 12, 26  # room for the axis labels
 X_LABELS = 8  # at most this many dates under a time axis: 90 days stay legible
@@ -88,6 +89,21 @@ def nice_max(value: float) -> float:
     return 10 * magnitude  # pragma: no cover (the loop ends at 10)
 
 
+def nice_step(value: float) -> float:
+    """The largest 1, 2, 2.5 or 5 × 10^n at or below `value`: a tick spacing that reads."""
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** math.floor(math.log10(value))
+    return max(step * magnitude for step in (1, 2, 2.5, 5) if step * magnitude <= value + 1e-12)
+
+
+def _ticks(top: float) -> list[float]:
+    """0 to `top` in 4 to 6 even steps."""
+    step = nice_step(top / 4)
+    count = round(top / step)
+    return [step * n for n in range(count + 1)]
+
+
 def _number(value: float) -> str:
     if value >= 1000:
         return f"{value:,.0f}"
@@ -103,10 +119,13 @@ def time_chart(
     *,
     fmt: Callable[[float], str] = _number,
     rules: Sequence[tuple[float, str, str]] = (),
+    width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Chart:
     """Lines over days: `series` is (label, css class, one value or None per date)."""
-    chart = Chart(title=title, height=height, bottom=height - BOTTOM)
+    chart = Chart(
+        title=title, width=width, right=width - RIGHT, height=height, bottom=height - BOTTOM
+    )
     values = [v for _, _, vs in series for v in vs if v is not None]
     if not dates or not values:
         chart.empty = True
@@ -140,7 +159,7 @@ def time_chart(
     chart.x_ticks = [
         Tick(x_at(index), dates[index].strftime("%m-%d")) for index in range(0, len(dates), step)
     ]
-    chart.y_ticks = [Tick(y_at(top_value * n / 4), fmt(top_value * n / 4)) for n in range(5)]
+    chart.y_ticks = [Tick(y_at(value), fmt(value)) for value in _ticks(top_value)]
     chart.rules = [Rule(y_at(value), label, css) for value, label, css in rules]
     return chart
 
@@ -150,10 +169,13 @@ def bar_chart(
     bars: Sequence[tuple[str, float, str]],
     *,
     fmt: Callable[[float], str] = _number,
+    width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Chart:
     """Vertical bars: (label under the bar, value, hover text)."""
-    chart = Chart(title=title, height=height, bottom=height - BOTTOM)
+    chart = Chart(
+        title=title, width=width, right=width - RIGHT, height=height, bottom=height - BOTTOM
+    )
     if not bars:
         chart.empty = True
         return chart
@@ -177,21 +199,22 @@ def bar_chart(
     step = max(1, math.ceil(len(bars) / 24))
     chart.x_ticks = [Tick(round(b.x + b.width / 2, 1), b.label) for b in chart.bars[::step]]
     chart.y_ticks = [
-        Tick(round(chart.bottom - (chart.bottom - chart.top) * n / 4, 1), fmt(top_value * n / 4))
-        for n in range(5)
+        Tick(round(chart.bottom - (chart.bottom - chart.top) * value / top_value, 1), fmt(value))
+        for value in _ticks(top_value)
     ]
     return chart
 
 
-def funnel(title: str, steps: Sequence[tuple[str, int]]) -> Chart:
+def funnel(title: str, steps: Sequence[tuple[str, int]], *, width: int = WIDTH) -> Chart:
     """Horizontal bars, each step's width against the first, with its share of the one
     before ("visitors → joins: 29 %")."""
     row, label_width = 34, 150
     chart = Chart(
         title=title,
+        width=width,
         height=row * len(steps) + 8,
         left=label_width,
-        right=WIDTH - 110,
+        right=width - 110,
         top=4,
         bottom=row * len(steps) + 4,
     )

@@ -26,7 +26,7 @@ COHORT_ROWS = 90
 
 
 def _percent(value: float) -> str:
-    return f"{value:.0%}" if value < 0.1 or value == round(value, 2) else f"{value:.1%}"
+    return f"{value * 100:.1f}".rstrip("0").rstrip(".") + "%"
 
 
 def _charts(data: DashboardData) -> dict[str, charts.Chart]:
@@ -38,20 +38,23 @@ def _charts(data: DashboardData) -> dict[str, charts.Chart]:
         dates,
         [("K", "line-k", [t.k if t.participants else None for t in trailing])],
         rules=[(float(threshold), _("alert threshold"), "rule-alert")] if threshold else [],
-        height=170,
+        width=960,
+        height=220,
     )
     i_chart = charts.time_chart(
         _("Invite rate i: visitors per participant"),
         dates,
         [("i", "line-i", [t.i if t.participants else None for t in trailing])],
-        height=150,
+        width=charts.HALF,
+        height=170,
     )
     c_chart = charts.time_chart(
         _("Conversion c: joins per visitor"),
         dates,
         [("c", "line-c", [t.c if t.visitors else None for t in trailing])],
         fmt=_percent,
-        height=150,
+        width=charts.HALF,
+        height=170,
     )
     future = [data.through + timedelta(days=n) for n in range(1, PROJECTION_DAYS + 1)]
     # Nobody yet: no growth chart rather than a flat line at zero.
@@ -69,6 +72,8 @@ def _charts(data: DashboardData) -> dict[str, charts.Chart]:
             (_("participants"), "line-actual", actual + [None] * len(future)),
             (_("projected"), "line-projected", projected),
         ],
+        width=charts.HALF,
+        height=240,
     )
     generations = report.generations
     bars = [
@@ -98,14 +103,17 @@ def _charts(data: DashboardData) -> dict[str, charts.Chart]:
         "i": i_chart,
         "c": c_chart,
         "growth": growth_chart,
-        "generations": charts.bar_chart(_("Participants by generation"), bars),
+        "generations": charts.bar_chart(
+            _("Participants by generation"), bars, width=charts.HALF, height=180
+        ),
         "funnel": charts.funnel(
-            _("Funnel"),
+            _("Visitors → joins → qualified"),
             [
                 (_("visitors via invites"), report.visitors),
                 (_("joined via an invite"), report.referred),
                 (_("qualified"), data.qualified),
             ],
+            width=charts.HALF,
         ),
     }
 
@@ -143,6 +151,7 @@ def campaign_dashboard(
         "open_alert_text": alert_text(open_alert) if open_alert else None,
         "past_alerts": [a for a in data.alerts if not a.is_open],
         "viral": report.k >= 1,
+        "last_week": data.trailing[-1] if data.trailing else None,
         "action_url": url,
     }
     return render(request, "analytics/dashboard.html", context)
