@@ -225,12 +225,12 @@ def funnel(title: str, steps: Sequence[tuple[str, int]], *, width: int = WIDTH) 
     previous: int | None = None
     for index, (label, value) in enumerate(steps):
         share = "" if previous is None else (f"{value / previous:.0%}" if previous else "–")
-        width = (chart.right - chart.left) * value / widest
+        bar_width = (chart.right - chart.left) * value / widest
         chart.bars.append(
             Bar(
                 x=chart.left,
                 y=chart.top + row * index + 4,
-                width=round(max(width, 1), 1),
+                width=round(max(bar_width, 1), 1),
                 height=row - 10,
                 label=label,
                 value_label=f"{value:,}" + (f" ({share})" if share else ""),
