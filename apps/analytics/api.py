@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from apps.api.views import ERRORS
 from apps.campaigns.selectors import campaign_get
 
-from .selectors import kfactor_report, report_range
+from .ranges import report_range
+from .selectors import kfactor_report
 
 
 class GenerationSerializer(serializers.Serializer):

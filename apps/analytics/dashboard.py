@@ -16,16 +16,15 @@ from apps.referrals.models import Participant
 
 from .models import DailySnapshot, KAlert
 from .projection import projected_total
+from .ranges import day_start, site_tz
 from .selectors import (
     Cohort,
     Generation,
     KReport,
-    day_start,
     joined,
     kfactor_report,
     ratio,
     report_transaction,
-    site_tz,
     visits,
 )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -31,15 +31,12 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.campaigns.models import Campaign
-from apps.common.errors import FissionError
 from apps.referrals.models import Click, Participant
 
 from .projection import amplification as amplification_of
+from .ranges import in_range, site_tz
 
 RATIO_DIGITS = 6  # ratios in the JSON: enough for any campaign, short enough to read
-# Dates a report range may name: wide enough for any campaign's history, narrow enough
-# that midnight in any time zone is a valid aware datetime.
-EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
 
 
 class Median(Aggregate):
@@ -140,62 +137,10 @@ def ratio(numerator: float, denominator: float) -> float:
     return round(numerator / denominator, RATIO_DIGITS) if denominator else 0.0
 
 
-def report_range(raw_from: str | None, raw_to: str | None) -> tuple[date | None, date | None]:
-    """Parse and check `from` and `to` (YYYY-MM-DD, local days, both included; either may
-    be empty). Raises FissionError naming the bad fields: the API's 400, the CLI's error."""
-    problems: dict[str, str] = {}
-    parsed: dict[str, date | None] = {}
-    for name, raw in (("from", raw_from), ("to", raw_to)):
-        parsed[name] = None
-        if raw is None or raw == "":
-            continue
-        try:
-            value = date.fromisoformat(raw)
-        except ValueError:
-            problems[name] = "must be a date as YYYY-MM-DD"
-            continue
-        if len(raw) != 10:  # fromisoformat also takes 20250301; the contract says YYYY-MM-DD
-            problems[name] = "must be a date as YYYY-MM-DD"
-        elif not EARLIEST <= value <= LATEST:
-            problems[name] = f"must be between {EARLIEST} and {LATEST}"
-        else:
-            parsed[name] = value
-    date_from, date_to = parsed["from"], parsed["to"]
-    if not problems and date_from and date_to and date_to < date_from:
-        problems["to"] = "must not be before from"
-    if problems:
-        raise FissionError(
-            "The date range is not valid: " + "; ".join(f"{k} {v}" for k, v in problems.items()),
-            code="invalid_range",
-            fields=problems,
-        )
-    return date_from, date_to
-
-
-def site_tz() -> tzinfo:
-    return timezone.get_default_timezone()
-
-
-def day_start(day: date) -> datetime:
-    """Midnight starting `day` in the site's time zone (cohorts and ranges are by local day)."""
-    return datetime.combine(day, time.min, tzinfo=site_tz())
-
-
-def _in_range(
-    queryset: QuerySet[Any], name: str, date_from: date | None, date_to: date | None
-) -> QuerySet[Any]:
-    """Rows whose `name` falls on a local day from `date_from` to `date_to`, both included."""
-    if date_from is not None:
-        queryset = queryset.filter(**{f"{name}__gte": day_start(date_from)})
-    if date_to is not None:
-        queryset = queryset.filter(**{f"{name}__lt": day_start(date_to + timedelta(days=1))})
-    return queryset
-
-
 def joined(campaign: Campaign, date_from: date | None, date_to: date | None) -> QuerySet[Any]:
     """The campaign's participants who joined in the range; served by (campaign, joined_at)."""
     queryset = Participant.objects.filter(campaign_id=campaign.pk).order_by()
-    return _in_range(queryset, "joined_at", date_from, date_to)
+    return in_range(queryset, "joined_at", date_from, date_to)
 
 
 def visits(campaign: Campaign, date_from: date | None, date_to: date | None) -> QuerySet[Any]:
@@ -206,7 +151,7 @@ def visits(campaign: Campaign, date_from: date | None, date_to: date | None) -> 
         .exclude(visitor_id="")
         .order_by()
     )
-    return _in_range(queryset, "created_at", date_from, date_to)
+    return in_range(queryset, "created_at", date_from, date_to)
 
 
 def figures(campaign: Campaign, date_from: date | None, date_to: date | None) -> Figures:
@@ -286,7 +231,7 @@ def cohorts(
         referrer__campaign_id=campaign.pk,
         joined_at__lte=F("referrer__joined_at") + window,
     ).order_by()
-    referees = _in_range(referees, "referrer__joined_at", date_from, date_to)
+    referees = in_range(referees, "referrer__joined_at", date_from, date_to)
     referred = dict(
         referees.annotate(day=TruncDate("referrer__joined_at", tzinfo=tz))
         .values_list("day")

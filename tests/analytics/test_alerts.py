@@ -14,7 +14,8 @@ from django.db import IntegrityError, transaction
 from apps.analytics import tasks
 from apps.analytics.alerts import alert_recipients, alert_text
 from apps.analytics.models import KAlert
-from apps.analytics.selectors import campaigns_to_check, day_start
+from apps.analytics.ranges import day_start
+from apps.analytics.selectors import campaigns_to_check
 from apps.analytics.services import k_alert_check, k_alert_email_send
 from apps.campaigns.models import Campaign
 from tests.factories import CampaignFactory

@@ -12,12 +12,8 @@ from django.utils import timezone
 from apps.analytics import tasks
 from apps.analytics.dashboard import daily_series, trailing
 from apps.analytics.models import DailySnapshot
-from apps.analytics.selectors import (
-    campaigns_to_snapshot,
-    day_start,
-    figures,
-    kfactor_report,
-)
+from apps.analytics.ranges import day_start
+from apps.analytics.selectors import campaigns_to_snapshot, figures, kfactor_report
 from apps.analytics.services import REFRESH_DAYS, snapshot_campaign
 from apps.campaigns.models import Campaign
 from tests.factories import CampaignFactory

@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.analytics.selectors import KReport, kfactor_report, report_range
+from apps.analytics.ranges import report_range
+from apps.analytics.selectors import KReport, kfactor_report
 from apps.campaigns.models import Campaign
 from apps.common.errors import FissionError
 
@@ -48,7 +49,12 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(_dumps(report))
             return
-        period = f"joined {start or 'the start'} to {end or 'today'}"
+        period = {
+            (False, False): "all joins",
+            (True, False): f"joined from {start}",
+            (False, True): f"joined up to {end}",
+            (True, True): f"joined {start} to {end}",
+        }[(start is not None, end is not None)]
         self.stdout.write(f"K-factor report: {campaign.name} ({campaign.slug}), {period}\n")
         self.stdout.write(_table(report))
 
