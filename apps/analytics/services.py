@@ -16,7 +16,7 @@ from apps.campaigns.models import Campaign
 from .alerts import alert_recipients, alert_text, fallen_factor
 from .dashboard import daily_series, dashboard_extras, first_day
 from .models import DailySnapshot, KAlert
-from .selectors import Figures, figures, kfactor_report
+from .selectors import Figures, figures, kfactor_report, report_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def snapshot_campaign(*, campaign_id: int, through: date, rebuild: bool = False)
     )
     if newest is not None and not rebuild:
         start = max(start, min(newest + timedelta(days=1), through - timedelta(REFRESH_DAYS - 1)))
-    series = daily_series(campaign, start, through)
+    with report_transaction():  # the per-day distinct counts sort as much as the report
+        series = daily_series(campaign, start, through)
     report = kfactor_report(campaign, None, through).as_dict()
     extras = dashboard_extras(campaign, through)
     now = timezone.now()

@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.analytics.dashboard import dashboard_data
+from apps.analytics.dashboard import channel_breakdown, dashboard_data
 from apps.analytics.models import DailySnapshot, KAlert
 from apps.analytics.services import snapshot_campaign
 from apps.referrals.models import Participant
@@ -178,3 +178,24 @@ def test_deep_generations_fold_into_one_bar(operator_client):
         person = bulk_people(campaign, 1, referrer=person, prefix=f"d{depth}-")[0]
     chart = operator_client.get(url(campaign)).context["charts"]["generations"]
     assert len(chart.bars) == 40 and chart.bars[-1].label == "39+"
+
+
+def test_channels_count_distinct_visitors_and_joins_per_channel():
+    campaign = CampaignFactory()
+    alice = join_at(campaign, "alice", timezone.now() - timedelta(days=2))
+    join_at(campaign, "zoe", timezone.now() - timedelta(days=2))
+    Participant.objects.filter(campaign=campaign).update(channel="web")
+    for visitor, channel in [("v1", "wechat"), ("v1", "wechat"), ("v2", "wechat"), ("v1", "sms")]:
+        click(alice, visitor, channel=channel)
+    click(alice, "bot", channel="wechat", is_bot=True)
+    bob = join_at(campaign, "bob", timezone.now() - timedelta(days=1), alice)
+    Participant.objects.filter(pk=bob.pk).update(channel="wechat")
+    for n in range(15):  # a long tail of one-off channels
+        click(alice, f"t{n}", channel=f"tail{n:02}")
+    rows = {row["channel"]: row for row in channel_breakdown(campaign)}
+    assert rows["wechat"] == {"channel": "wechat", "visitors": 2, "joins": 1, "referred": 1}
+    assert rows["web"] == {"channel": "web", "visitors": 0, "joins": 2, "referred": 0}
+    assert rows["sms"]["visitors"] == 1
+    # The busiest 11 (wechat, web, then by name sms, tail00 … tail07), the rest summed.
+    assert len(rows) == 12 and "tail07" in rows and "tail08" not in rows
+    assert rows["*other"] == {"channel": "*other", "visitors": 7, "joins": 0, "referred": 0}
