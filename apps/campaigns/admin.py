@@ -92,9 +92,11 @@ class CampaignAdmin(admin.ModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        # The K-drop banner: one query for every open alert, shown above the list.
-        for alert in open_alerts():
-            messages.warning(request, alert_text(alert).headline)
+        # The K-drop banner: one query for every open alert, shown above the list. Only on
+        # GET: a POSTed action redirects here, and the banner would show twice.
+        if request.method == "GET":
+            for alert in open_alerts():
+                messages.warning(request, alert_text(alert).headline)
         return super().changelist_view(request, extra_context)
 
     def change_view(
