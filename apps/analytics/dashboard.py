@@ -3,6 +3,7 @@ dashboard's whole picture from the newest snapshot (or live, before the first on
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from apps.campaigns.models import Campaign
 from apps.referrals.models import Participant
 
 from .models import DailySnapshot, KAlert
+from .projection import amplification as amplification_of
 from .projection import projected_total
 from .ranges import day_start, site_tz
 from .selectors import (
@@ -35,6 +37,7 @@ TRAILING_DAYS = 7  # K over time is the K of the 7 days ending each day, as the 
 TOP_REFERRERS = 10
 CHANNELS_SHOWN = 12
 TRAILING_CHUNK = 31  # days per visitors-over-7-days query: one scan, a bounded SELECT list
+MATURE_COHORT_DAYS = 28  # the verdict's K: the last four weeks of mature cohorts
 
 
 @dataclass(frozen=True)
@@ -243,9 +246,47 @@ class Projection:
     def final(self) -> float:
         return self.days[-1][1]
 
+    @property
+    def unbounded(self) -> bool:
+        """Beyond any real population: K > 1 compounding over very short cycles."""
+        return not math.isfinite(self.final) or self.final > 1e12
 
-def projection(report: KReport, recent: int, days: int = PROJECTION_DAYS) -> Projection | None:
-    """Where the campaign will be in `days` days if K and the cycle time hold.
+
+@dataclass(frozen=True)
+class ViralK:
+    """New participants each participant brings, as the verdict and projection use it."""
+
+    k: float
+    cohorts: int  # mature cohorts it was measured on; 0: fell back to the report's K
+
+    @property
+    def amplification(self) -> float | None:
+        return amplification_of(self.k)
+
+
+def viral_k(report: KReport, days: int = MATURE_COHORT_DAYS) -> ViralK:
+    """K of the recent mature cohorts: friends brought within the attribution window over
+    the cohorts' size, for the last `days` days of cohorts whose window has closed.
+
+    The report's K = R / N is below 1 by construction (every tree has a seed, and the
+    newest participants have not invited anyone yet), so it cannot say "viral"; a mature
+    cohort's K can, and it is what each participant brings. Without a mature cohort, the
+    report's K.
+    """
+    mature = [c for c in report.cohorts if c.mature]
+    if not mature:
+        return ViralK(k=report.k, cohorts=0)
+    since = mature[-1].date - timedelta(days=days - 1)
+    recent = [c for c in mature if c.date >= since]
+    size = sum(c.size for c in recent)
+    return ViralK(k=ratio(sum(c.referred for c in recent), size), cohorts=len(recent))
+
+
+def projection(
+    report: KReport, recent: int, k: float | None = None, days: int = PROJECTION_DAYS
+) -> Projection | None:
+    """Where the campaign will be in `days` days if K (default: the report's) and the
+    cycle time hold.
 
     U0 is `recent`: who joined within the last cycle time, the generation still inviting
     (older participants have mostly done their inviting, and their referees are already
@@ -253,19 +294,20 @@ def projection(report: KReport, recent: int, days: int = PROJECTION_DAYS) -> Pro
     """
     if not report.cycle_time_hours or report.cycle_time_hours <= 0:
         return None
+    k = report.k if k is None else k
     cycle_days = report.cycle_time_hours / 24
     points = [
         (
             t,
             report.participants
             - recent
-            + projected_total(u0=recent, k=report.k, cycle_time=cycle_days, t=t),
+            + projected_total(u0=recent, k=k, cycle_time=cycle_days, t=t),
         )
         for t in range(days + 1)
     ]
     return Projection(
         u0=recent,
-        k=report.k,
+        k=k,
         cycle_time_days=cycle_days,
         start_total=report.participants,
         days=points,
@@ -316,6 +358,7 @@ class DashboardData:
     qualified: int  # referees who qualified: the funnel's last step
     channels: list[dict[str, Any]]
     top_referrers: list[dict[str, Any]]  # with "participant": the row, read live
+    viral: ViralK
     projection: Projection | None
     alerts: list[KAlert]  # the open one first, then the latest resolved ones
 
@@ -364,6 +407,7 @@ def dashboard_data(campaign: Campaign, *, today: date | None = None) -> Dashboar
         if report.cycle_time_hours and report.cycle_time_hours > 0
         else 0
     )
+    current = viral_k(report)
     referrers = extras.get("top_referrers", [])
     people = Participant.objects.only("id", "name", "email", "code", "depth").in_bulk(
         [r["id"] for r in referrers]
@@ -383,6 +427,7 @@ def dashboard_data(campaign: Campaign, *, today: date | None = None) -> Dashboar
         qualified=extras.get("qualified", 0),
         channels=extras.get("channels", []),
         top_referrers=[{**r, "participant": people.get(r["id"])} for r in referrers],
-        projection=projection(report, recent),
+        viral=current,
+        projection=projection(report, recent, current.k),
         alerts=alerts,
     )

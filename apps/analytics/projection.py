@@ -18,7 +18,8 @@ def projected_total(*, u0: float, k: float, cycle_time: float, t: float) -> floa
     """Everyone there after time `t` (the U0 included), starting from `u0` at t = 0.
 
     `t` and `cycle_time` are in the same unit (hours, days, months: the formula does not
-    care). Fractions of a cycle are allowed: the curve is drawn continuous.
+    care). Fractions of a cycle are allowed: the curve is drawn continuous. Infinite when
+    the number is beyond a float (K > 1 over thousands of cycles).
     """
     if cycle_time <= 0:
         raise ValueError("cycle_time must be positive")
@@ -31,7 +32,10 @@ def projected_total(*, u0: float, k: float, cycle_time: float, t: float) -> floa
     # loses precision to cancellation, so both go the linear way.
     if math.isclose(k, 1.0, rel_tol=1e-12, abs_tol=1e-12):
         return u0 * (cycles + 1)
-    return u0 * (k ** (cycles + 1) - 1) / (k - 1)
+    try:
+        return u0 * (k ** (cycles + 1) - 1) / (k - 1)
+    except OverflowError:  # K > 1 over thousands of cycles: more than any population
+        return math.inf
 
 
 def new_per_cycle(*, u0: float, k: float, cycles: int) -> list[float]:

@@ -61,8 +61,11 @@ def _charts(data: DashboardData) -> dict[str, charts.Chart]:
     actual: list[float | None] = [float(t.total) if report.participants else None for t in trailing]
     projected: list[float | None] = [None] * len(trailing)
     if data.projection is not None and trailing:
+        # Beyond ten times today's total the projection would flatten the real curve
+        # into the axis; the line stops there (the tile still gives the number).
+        cap = 10 * max(trailing[-1].total, 10)
         projected[-1] = float(trailing[-1].total)
-        projected += [value for _t, value in data.projection.days[1:]]
+        projected += [value if value <= cap else None for _t, value in data.projection.days[1:]]
     else:
         projected += [None] * len(future)
     growth_chart = charts.time_chart(
@@ -150,7 +153,7 @@ def campaign_dashboard(
         "open_alert": open_alert,
         "open_alert_text": alert_text(open_alert) if open_alert else None,
         "past_alerts": [a for a in data.alerts if not a.is_open],
-        "viral": report.k >= 1,
+        "viral": data.viral.k >= 1,
         "last_week": data.trailing[-1] if data.trailing else None,
         "action_url": url,
     }

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 import pytest
 
 from apps.analytics.charts import bar_chart, funnel, nice_max, nice_step, time_chart
-from apps.analytics.dashboard import projection
+from apps.analytics.dashboard import projection, viral_k
 from apps.analytics.projection import projected_total
-from apps.analytics.selectors import KReport
+from apps.analytics.selectors import Cohort, KReport
 
 
 def report(**fields) -> KReport:
@@ -79,3 +79,35 @@ def test_a_viral_campaign_keeps_growing():
 
 def test_no_projection_without_a_cycle_time():
     assert projection(report(cycle_time_hours=None, referred=0, k=0.0), recent=0) is None
+
+
+def test_an_explosive_projection_is_infinite_not_an_error():
+    assert projected_total(u0=10, k=3, cycle_time=0.001, t=30) == float("inf")
+    plan = projection(report(k=3.0, cycle_time_hours=0.01), recent=10)
+    assert plan is not None and plan.unbounded
+
+
+def cohort(day: int, size: int, referred: int, mature: bool = True) -> Cohort:
+    return Cohort(date(2025, 3, 1) + timedelta(days=day), size, referred, referred / size, mature)
+
+
+def test_viral_k_is_the_k_of_the_recent_mature_cohorts():
+    cohorts = [
+        cohort(0, 10, 1),  # more than 28 days before the newest mature one: left out
+        cohort(30, 4, 6),
+        cohort(40, 6, 9),
+        cohort(50, 5, 0, mature=False),  # still growing: left out
+    ]
+    current = viral_k(report(cohorts=cohorts, k=0.6))
+    assert (current.k, current.cohorts) == (1.5, 2)  # 15 friends from 10 people
+    assert current.amplification is None
+
+
+def test_viral_k_falls_back_to_the_reports_k_before_any_cohort_matures():
+    current = viral_k(report(cohorts=[cohort(0, 3, 1, mature=False)], k=0.25))
+    assert (current.k, current.cohorts) == (0.25, 0)
+    assert current.amplification == pytest.approx(4 / 3)
+
+
+def test_the_projection_uses_the_k_it_is_given():
+    assert projection(report(), recent=10, k=2.0).final > projection(report(), recent=10).final

@@ -73,7 +73,11 @@ def test_the_dashboard_renders_live_before_the_first_snapshot(operator_client, s
     assert "Computed live: no snapshot yet." in html
     report = response.context["report"]
     assert report.participants == 91 and report.referred == 89
-    assert "Not viral: K = 0.98" in html
+    # K = R / N is 0.98 (the seeds), but each participant brings one more: a chain
+    # sustains itself, as its mature cohorts show.
+    assert report.k == 0.978022
+    assert "Viral: each participant brings 1.00 more" in html
+    assert "K of the last 28 mature cohorts" in html
     assert html.count("<svg") == 6  # K, i, c, growth, funnel, generations
     assert "wechat" in html and "sms" in html  # channels
     assert "Alice" in html  # top referrers
