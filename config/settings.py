@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "apps.api",
     "apps.rewards",
     "apps.landing",
+    "apps.analytics",
 ]
 
 MIDDLEWARE = [
@@ -275,6 +277,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.api.tasks.webhooks_send_due",
         "schedule": env.float("WEBHOOK_SWEEP_EVERY_SECONDS", default=60.0),
     },
+    # Analytics, for the local day that just ended: the dashboard's daily snapshots, then
+    # the K-drop alerts (which read the raw tables, so they do not wait for the snapshots).
+    "analytics-snapshots": {
+        "task": "apps.analytics.tasks.snapshot_all",
+        "schedule": crontab(hour=0, minute=20),
+    },
+    "analytics-k-alerts": {
+        "task": "apps.analytics.tasks.check_k_alerts",
+        "schedule": crontab(hour=0, minute=40),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------
@@ -306,4 +318,9 @@ FISSION = {
     "WEBHOOK_TIMEOUT_SECONDS": env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0),
     "WEBHOOK_MAX_ATTEMPTS": env.int("WEBHOOK_MAX_ATTEMPTS", default=10),
     "WEBHOOK_RETRY_BASE_SECONDS": env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30),
+    # Memory each sort or hash of a K-factor report may use on PostgreSQL (SET LOCAL
+    # work_mem for the report's transaction); empty leaves the server's setting.
+    "REPORT_WORK_MEM": env.str("REPORT_WORK_MEM", default="64MB"),
+    # Addresses that get K-drop alert emails, besides staff with the permission to.
+    "K_ALERT_EMAILS": env.list("K_ALERT_EMAILS", default=[]),
 }

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from functools import partial
+from typing import Any
+
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+
+from apps.analytics.alerts import alert_text, open_alerts
+from apps.analytics.views import campaign_dashboard
 
 from .models import Campaign, CommissionLevel, LandingCopy, RefereeReward, RewardTier
 
@@ -69,12 +75,45 @@ class CampaignAdmin(admin.ModelAdmin):
             },
         ),
         (_("Rewards and limits"), {"fields": ["holding_days", ("budget_cap", "per_referrer_cap")]}),
-        (_("Alerts"), {"fields": ["k_alert_threshold"]}),
+        (_("Alerts"), {"fields": ["k_alert_threshold", "k_alert_drop_fraction"]}),
         (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
         return super().get_queryset(request).annotate(participant_total=Count("participants"))
+
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = self.admin_site.admin_view(partial(campaign_dashboard, model_admin=self))
+        return [
+            path("<int:campaign_id>/dashboard/", dashboard, name="campaigns_campaign_dashboard"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The K-drop banner: one query for every open alert, shown above the list. Only on
+        # GET: a POSTed action redirects here, and the banner would show twice.
+        if request.method == "GET":
+            for alert in open_alerts():
+                messages.warning(request, alert_text(alert).headline)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = extra_context or {}
+        if object_id.isdigit():
+            alert = open_alerts([int(object_id)]).first()
+            extra_context["k_alert"] = alert_text(alert) if alert else None
+            extra_context["dashboard_url"] = reverse(
+                "admin:campaigns_campaign_dashboard", args=[int(object_id)]
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("participants"), ordering="participant_total")
     def participant_count(self, obj: Campaign) -> int:
@@ -83,7 +122,10 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description=_("links"))
     def links(self, obj: Campaign) -> str:
         participants = reverse("admin:referrals_participant_changelist")
+        dashboard = reverse("admin:campaigns_campaign_dashboard", args=[obj.pk])
         return format_html(
-            '<a href="/c/{}/">{}</a> · <a href="{}?campaign__id__exact={}">{}</a>',
+            '<a href="/c/{}/">{}</a> · <a href="{}?campaign__id__exact={}">{}</a>'
+            ' · <a href="{}">{}</a>',
             obj.slug, _("landing page"), participants, obj.pk, _("participants"),
+            dashboard, _("K-factor dashboard"),
         )  # fmt: skip

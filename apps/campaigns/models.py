@@ -101,6 +101,17 @@ class Campaign(models.Model):
         validators=[MinValueValidator(Decimal(0))],
         help_text=_("Alert when the 7-day K-factor falls below this. Empty: no alert."),
     )
+    k_alert_drop_fraction = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal("0.99"))],
+        help_text=_(
+            "Alert when the 7-day K-factor falls by more than this fraction from the week "
+            "before (0.3 = a 30 % drop). Empty: no alert."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,6 +137,11 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=Q(qualifying_event__in=QualifyingEvent.values),
                 name="campaign_qualifying_event_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(k_alert_drop_fraction__isnull=True)
+                | Q(k_alert_drop_fraction__gt=0, k_alert_drop_fraction__lt=1),
+                name="campaign_k_alert_drop_fraction_range",
             ),
         ]
 
