@@ -59,6 +59,11 @@ class Participant(models.Model):
     language = models.CharField(max_length=10, blank=True)
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_version = models.CharField(max_length=32, blank=True)
+    consent_withdrawn_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("When the person withdrew consent to messages. Nothing is sent after it."),
+    )
     verified_at = models.DateTimeField(null=True, blank=True)
     qualified_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When this participant met the qualifying event.")

@@ -219,3 +219,17 @@ def click_record(
         ua_class=ua_class if ua_class in Click.UserAgentClass.values else "other",
         is_bot=is_bot,
     )
+
+
+def participant_withdraw_consent(*, participant: Participant) -> bool:
+    """The person wants no more messages; they stay in the campaign and keep their page.
+
+    Idempotent: the first withdrawal's time is kept. Returns whether this call withdrew.
+    """
+    now = timezone.now()
+    changed = Participant.objects.filter(
+        pk=participant.pk, consent_withdrawn_at__isnull=True
+    ).update(consent_withdrawn_at=now)
+    if changed:
+        participant.consent_withdrawn_at = now
+    return bool(changed)

@@ -76,3 +76,14 @@ def test_concurrent_joins_of_one_person_make_one_row():
     assert len({pk for pk, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert Participant.objects.filter(campaign=campaign).count() == 1
+
+
+def test_withdrawing_consent_keeps_the_first_time_and_the_participant(alice):
+    from apps.referrals.services import participant_withdraw_consent
+
+    assert participant_withdraw_consent(participant=alice) is True
+    first = Participant.objects.get(pk=alice.pk).consent_withdrawn_at
+    assert first is not None
+    assert participant_withdraw_consent(participant=alice) is False
+    again = Participant.objects.get(pk=alice.pk)
+    assert again.consent_withdrawn_at == first and again.status == "active"
