@@ -26,6 +26,8 @@ from django.http import (
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
@@ -36,6 +38,7 @@ from apps.campaigns.selectors import campaign_get
 from apps.common.codes import is_invite_code, is_token
 from apps.common.errors import FissionError, NotFound
 from apps.common.ip import client_ip, ip_hash
+from apps.common.money import format_amount
 from apps.common.qr import qr_png, qr_svg
 from apps.common.useragents import ua_class
 from apps.referrals.models import Participant
@@ -47,6 +50,8 @@ from apps.referrals.selectors import (
     referral_first_names,
 )
 from apps.referrals.services import click_record, participant_join
+from apps.rewards.models import Reward
+from apps.rewards.selectors import participant_rewards, reward_totals
 
 from . import cookies
 from .errors import rate_limited
@@ -298,11 +303,18 @@ def personal_page(request: HttpRequest, token: str) -> HttpResponse:
     progress: dict[str, Any] = participant_progress(participant)
     names = referral_first_names(participant, limit=REFERRALS_SHOWN)
     referral_count = participant.referrals.count() if len(names) == REFERRALS_SHOWN else len(names)
+    rewards = participant_rewards(participant)
     context = {
         "participant": participant,
         "campaign": campaign,
         "copy": copy,
         "headline": headline,
+        "rewards": [_reward_row(r) for r in rewards],
+        "reward_totals": [
+            format_amount(total, currency) + " " + currency
+            for currency, total in sorted(reward_totals(participant=participant).items())
+            if total
+        ],
         "invite_url": url,
         "share_text": share_text,
         "share_links": _share_links(url, share_text, headline),
@@ -318,6 +330,33 @@ def personal_page(request: HttpRequest, token: str) -> HttpResponse:
     # The address is the participant's key to this page: keep it out of search engines.
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
+
+
+def _reward_row(reward: Reward) -> dict[str, str]:
+    """A reward as its owner sees it: what for, how much, and where it stands."""
+    if reward.description:
+        what = reward.description
+    elif reward.source == Reward.Source.TIER:
+        what = _("Reward for %(count)s friends") % {"count": reward.tier_threshold}
+    elif reward.source == Reward.Source.COMMISSION:
+        what = _("Share of a friend's order")
+    else:
+        what = _("Welcome reward")
+    if reward.adjusts_id is not None:
+        what = _("Correction: %(what)s") % {"what": what}
+    state = {
+        Reward.State.PENDING: _("Being checked"),
+        Reward.State.HELD: _("Confirmed after %(date)s")
+        % {"date": date_format(localtime(reward.due_at), "SHORT_DATE_FORMAT")}
+        if reward.due_at
+        else _("Being checked"),
+        Reward.State.APPROVED: _("Approved"),
+        Reward.State.PAID: _("Paid"),
+        Reward.State.REVERSED: _("Cancelled"),
+        Reward.State.REJECTED: _("Not granted"),
+    }[Reward.State(reward.state)]
+    amount = format_amount(reward.amount, reward.currency) + " " + reward.currency
+    return {"what": what, "amount": amount if reward.amount else "", "state": state}
 
 
 # --- QR codes and the poster ---------------------------------------------------------

@@ -112,3 +112,33 @@ def test_unknown_or_malformed_tokens_are_a_friendly_404(phone, alice, token, suf
 
 def test_a_participants_code_is_not_their_token(phone, alice):
     assert phone.get(f"/p/{alice.code}/").status_code == 404
+
+
+def test_the_page_lists_the_rewards_earned_with_where_they_stand(client, campaign, alice):
+    """A sign-up campaign: bob joining through alice's link earns bob his welcome reward
+    and, at one friend, alice her first tier; both wait out the holding period."""
+    from apps.rewards.models import Reward
+    from tests.factories import RefereeRewardFactory, RewardTierFactory
+
+    RewardTierFactory(campaign=campaign, threshold=1, amount="5.00", description="Thank-you coupon")
+    RefereeRewardFactory(campaign=campaign, amount="20.00", description="20 CNY off")
+    bob = join(campaign, "bob", referrer=alice)
+    assert Reward.objects.filter(participant=alice, state="held").count() == 1
+
+    html = page(client, alice).content.decode()
+    assert "Your rewards" in html
+    assert "Thank-you coupon" in html and "5.00 CNY" in html
+    assert "Confirmed after" in html
+    assert "Earned so far: 5.00 CNY" in html
+    assert "20 CNY off" not in html  # bob's, not alice's
+
+    chinese = page(client, bob, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "20 CNY off" in chinese and "20.00 CNY" in chinese
+    assert "你的奖励" in chinese
+
+    Reward.objects.filter(participant=alice).update(state="approved")
+    assert "Approved" in page(client, alice).content.decode()
+
+
+def test_a_participant_without_rewards_sees_no_reward_section(client, alice):
+    assert "Your rewards" not in page(client, alice).content.decode()
