@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, F, Q
@@ -14,6 +15,8 @@ from django.utils import timezone
 
 from apps.campaigns.models import Campaign
 from apps.referrals.models import Participant
+from apps.rewards.models import LIVE_STATES, Reward
+from apps.rewards.selectors import reward_totals
 
 from .models import DailySnapshot, KAlert
 from .projection import amplification as amplification_of
@@ -207,8 +210,26 @@ def dashboard_extras(campaign: Campaign, date_to: date | None = None) -> dict[st
             .filter(referrer_id__isnull=False, qualified_at__isnull=False)
             .count()
         )
+        # Referees whose joining or buying earned anyone a reward that still stands.
+        rewarded = (
+            Reward.objects.filter(
+                campaign_id=campaign.pk,
+                state__in=LIVE_STATES,
+                referee_id__in=joined(campaign, None, date_to)
+                .filter(referrer_id__isnull=False)
+                .values("id"),
+            )
+            .values("referee_id")
+            .distinct()
+            .count()
+        )
         return {
             "qualified": qualified,
+            "rewarded": rewarded,
+            "spend": {
+                currency: str(total)
+                for currency, total in sorted(reward_totals(campaign=campaign).items())
+            },
             "channels": channel_breakdown(campaign, date_to),
             "top_referrers": top_referrers(campaign, date_to),
         }
@@ -348,6 +369,24 @@ def report_from_dict(data: dict[str, Any]) -> KReport:
 
 
 @dataclass
+class Spend:
+    currency: str
+    total: Decimal
+    cap: Decimal | None  # the campaign's budget cap, when it is in this currency
+    share: float | None  # total ÷ cap
+
+    @classmethod
+    def of(cls, campaign: Campaign, currency: str, total: Decimal) -> Spend:
+        cap = campaign.budget_cap if currency == campaign.currency else None
+        share = float(total / cap) if cap else None
+        return cls(currency, total, cap, share)
+
+    @property
+    def percent(self) -> int | None:
+        return None if self.share is None else round(self.share * 100)
+
+
+@dataclass
 class DashboardData:
     campaign: Campaign
     computed_at: datetime | None  # when the snapshot was made; None: computed live now
@@ -355,7 +394,9 @@ class DashboardData:
     report: KReport
     series: list[Day]
     trailing: list[Trailing]
-    qualified: int  # referees who qualified: the funnel's last step
+    qualified: int  # referees who qualified
+    rewarded: int  # referees whose qualification or purchases earned a standing reward
+    spend: list[Spend]  # what the campaign's standing rewards add up to, per currency
     channels: list[dict[str, Any]]
     top_referrers: list[dict[str, Any]]  # with "participant": the row, read live
     viral: ViralK
@@ -425,6 +466,11 @@ def dashboard_data(campaign: Campaign, *, today: date | None = None) -> Dashboar
         series=series,
         trailing=trailing(loaded, before)[-SERIES_DAYS:],
         qualified=extras.get("qualified", 0),
+        rewarded=extras.get("rewarded", 0),
+        spend=[
+            Spend.of(campaign, currency, Decimal(total))
+            for currency, total in extras.get("spend", {}).items()
+        ],
         channels=extras.get("channels", []),
         top_referrers=[{**r, "participant": people.get(r["id"])} for r in referrers],
         viral=current,

@@ -110,11 +110,12 @@ def _charts(data: DashboardData) -> dict[str, charts.Chart]:
             _("Participants by generation"), bars, width=charts.HALF, height=180
         ),
         "funnel": charts.funnel(
-            _("Visitors → joins → qualified"),
+            _("Visitors → joins → qualified → rewarded"),
             [
                 (_("visitors via invites"), report.visitors),
                 (_("joined via an invite"), report.referred),
                 (_("qualified"), data.qualified),
+                (_("rewarded"), data.rewarded),
             ],
             width=charts.HALF,
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -203,3 +204,25 @@ def test_channels_count_distinct_visitors_and_joins_per_channel():
     # The busiest 11 (wechat, web, then by name sms, tail00 … tail07), the rest summed.
     assert len(rows) == 12 and "tail07" in rows and "tail08" not in rows
     assert rows["*other"] == {"channel": "*other", "visitors": 7, "joins": 0, "referred": 0}
+
+
+def test_the_funnel_ends_in_rewards_and_spend_is_shown_against_the_budget(operator_client):
+    """A sign-up campaign with a 20.00 welcome reward and a cap of 100.00: bob and carol
+    join through alice and qualify at once; each earns a standing reward."""
+    from tests.factories import RefereeRewardFactory, join
+
+    campaign = CampaignFactory(
+        qualifying_event="signup", budget_cap=Decimal("100.00"), currency="CNY"
+    )
+    RefereeRewardFactory(campaign=campaign, amount="20.00", currency="CNY")
+    alice = join(campaign, "alice")
+    join(campaign, "bob", referrer=alice)
+    join(campaign, "carol", referrer=alice)
+    join(campaign, "dave")  # a seed: neither referred nor rewarded
+    data = dashboard_data(campaign)
+    assert (data.qualified, data.rewarded) == (2, 2)
+    assert [(s.currency, s.total, s.cap, s.percent) for s in data.spend] == [("CNY", 40, 100, 40)]
+    html = main_part(operator_client.get(url(campaign)))
+    assert "Visitors → joins → qualified → rewarded" in html
+    assert "Reward spend" in html and "40 % of the cap" in html
+    assert '<meter min="0" max="1" high="0.9" value="0.400000">' in html
