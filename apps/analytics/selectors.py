@@ -31,6 +31,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.campaigns.models import Campaign
+from apps.common.names import leaderboard_name
 from apps.referrals.models import Click, Participant
 
 from .projection import amplification as amplification_of
@@ -396,3 +397,40 @@ def campaigns_to_check() -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+
+
+@dataclass
+class LeaderboardRow:
+    rank: int
+    name: str
+    friends: int
+
+
+LEADERBOARD_SIZE = 20
+
+
+def leaderboard(campaign: Campaign, *, size: int = LEADERBOARD_SIZE) -> list[LeaderboardRow]:
+    """The participants who brought the most friends who count (qualified, not flagged:
+    what tiers count), with names cut to a first name and an initial. Equal counts share
+    a rank; the earlier referrer comes first."""
+    rows = list(
+        Participant.objects.filter(
+            campaign_id=campaign.pk,
+            referrer_id__isnull=False,
+            qualified_at__isnull=False,
+            status=Participant.Status.ACTIVE,
+        )
+        .order_by()
+        .values("referrer_id")
+        .annotate(friends=Count("id"))
+        .order_by("-friends", "referrer_id")[:size]
+    )
+    names = Participant.objects.only("name").in_bulk([r["referrer_id"] for r in rows])
+    board: list[LeaderboardRow] = []
+    for index, row in enumerate(rows):
+        rank = board[-1].rank if board and board[-1].friends == row["friends"] else index + 1
+        person = names.get(row["referrer_id"])
+        board.append(
+            LeaderboardRow(rank, leaderboard_name(person.name if person else ""), row["friends"])
+        )
+    return board

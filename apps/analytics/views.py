@@ -6,19 +6,22 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from apps.campaigns.models import Campaign
 
 from . import charts
 from .alerts import alert_text
 from .dashboard import PROJECTION_DAYS, DashboardData, dashboard_data
+from .selectors import leaderboard
 from .tasks import snapshot_campaign
 
 GENERATION_BARS = 40  # deeper generations are summed into the last bar
@@ -159,3 +162,32 @@ def campaign_dashboard(
         "action_url": url,
     }
     return render(request, "analytics/dashboard.html", context)
+
+
+LEADERBOARD_CACHE_SECONDS = 300
+
+
+@require_safe
+def public_leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
+    """The campaign's public leaderboard, when the operator switched it on.
+
+    Cached for a few minutes: it is a public page that anyone may reload, and the
+    ranking is a grouped count over the campaign.
+    """
+    campaign = Campaign.objects.filter(slug=slug, leaderboard_public=True).first()
+    if campaign is None:
+        raise Http404("no public leaderboard")
+    key = f"fission:leaderboard:{campaign.pk}"
+    rows = cache.get(key)
+    if rows is None:
+        rows = leaderboard(campaign)
+        cache.set(key, rows, LEADERBOARD_CACHE_SECONDS)
+    copy = campaign.landing_copy(request.LANGUAGE_CODE)
+    context = {
+        "campaign": campaign,
+        "headline": copy.headline if copy else campaign.name,
+        "rows": rows,
+    }
+    response = render(request, "analytics/leaderboard.html", context)
+    patch_cache_control(response, public=True, max_age=60)
+    return response

@@ -102,7 +102,8 @@ class CampaignSerializer(serializers.ModelSerializer):
         fields = [
             "slug", "name", "status", "qualifying_event", "min_purchase_amount", "currency",
             "starts_at", "ends_at", "attribution_window_days", "holding_days",
-            "budget_cap", "per_referrer_cap", "k_alert_threshold",
+            "budget_cap", "per_referrer_cap", "k_alert_threshold", "k_alert_drop_fraction",
+            "leaderboard_public",
             "commission_percents", "tiers", "referee_reward", "landing", "landings",
             "created_at", "updated_at",
         ]  # fmt: skip

@@ -76,6 +76,7 @@ class CampaignAdmin(admin.ModelAdmin):
         ),
         (_("Rewards and limits"), {"fields": ["holding_days", ("budget_cap", "per_referrer_cap")]}),
         (_("Alerts"), {"fields": ["k_alert_threshold", "k_alert_drop_fraction"]}),
+        (_("Public pages"), {"fields": ["leaderboard_public"]}),
         (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 

@@ -112,6 +112,13 @@ class Campaign(models.Model):
             "before (0.3 = a 30 % drop). Empty: no alert."
         ),
     )
+    leaderboard_public = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Show a public leaderboard of the top referrers at /c/<slug>/leaderboard/ "
+            "(first names and initials only)."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

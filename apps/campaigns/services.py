@@ -25,7 +25,8 @@ from .models import (
 CAMPAIGN_FIELDS = (
     "slug", "name", "status", "starts_at", "ends_at", "qualifying_event",
     "min_purchase_amount", "currency", "attribution_window_days", "holding_days",
-    "budget_cap", "per_referrer_cap", "k_alert_threshold",
+    "budget_cap", "per_referrer_cap", "k_alert_threshold", "k_alert_drop_fraction",
+    "leaderboard_public",
 )  # fmt: skip
 
 

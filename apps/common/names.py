@@ -18,3 +18,13 @@ def public_name(name: str) -> str:
     if " " not in name and len(first) > 1 and unicodedata.east_asian_width(first[0]) == "W":
         return first[0] + "*" * min(len(first) - 1, 2)
     return first
+
+
+def leaderboard_name(name: str) -> str:
+    """A first name and the initial of the last: "Alice W."; names in Chinese, Japanese
+    or Korean characters as `public_name` masks them ("王**")."""
+    words = " ".join(name.split()).split(" ")
+    shown = public_name(name)
+    if len(words) > 1 and shown == words[0] and words[-1][:1].isalpha():
+        return f"{shown} {words[-1][0].upper()}."
+    return shown

@@ -69,6 +69,21 @@ def test_create_a_campaign_from_the_contract_json(api):
     assert campaign.tiers.get().threshold == 3 and campaign.commission_levels.count() == 2
 
 
+def test_alerts_and_the_leaderboard_are_set_through_the_api(api):
+    api.post("/api/v1/campaigns/", SPRING, format="json")
+    body = api.patch(
+        "/api/v1/campaigns/spring/",
+        {"k_alert_drop_fraction": "0.300", "leaderboard_public": True},
+        format="json",
+    ).json()
+    assert body["k_alert_drop_fraction"] == "0.300" and body["leaderboard_public"] is True
+    assert Campaign.objects.get().leaderboard_public is True
+    error = _error(
+        api.patch("/api/v1/campaigns/spring/", {"k_alert_drop_fraction": "1.5"}, format="json"), 400
+    )
+    assert "k_alert_drop_fraction" in error["fields"]
+
+
 def test_patch_changes_only_what_it_names(api):
     api.post("/api/v1/campaigns/", SPRING, format="json")
     response = api.patch(
