@@ -24,6 +24,7 @@ from .projection import projected_total
 from .ranges import day_start, site_tz
 from .selectors import (
     Cohort,
+    Figures,
     Generation,
     KReport,
     distinct_counts,
@@ -55,26 +56,11 @@ class Day:
 
 
 @dataclass(frozen=True)
-class Trailing:
+class Trailing(Figures):
     """The 7 days ending `date`: K, i and c as the report would give for that range."""
 
     date: date
-    participants: int
-    referred: int
-    visitors: int
     total: int  # everyone who joined up to the end of `date`
-
-    @property
-    def k(self) -> float:
-        return ratio(self.referred, self.participants)
-
-    @property
-    def i(self) -> float:
-        return ratio(self.visitors, self.participants)
-
-    @property
-    def c(self) -> float:
-        return ratio(self.referred, self.visitors)
 
 
 def days_between(start: date, end: date) -> list[date]:
