@@ -142,3 +142,15 @@ def test_the_page_lists_the_rewards_earned_with_where_they_stand(client, campaig
 
 def test_a_participant_without_rewards_sees_no_reward_section(client, alice):
     assert "Your rewards" not in page(client, alice).content.decode()
+
+
+def test_tiers_already_unlocked_are_ticked(client, campaign, alice):
+    """The fixture's tiers are at 3 and 5 friends; in a sign-up campaign each friend who
+    joins through alice's link qualifies at once."""
+    for n in range(3):
+        join(campaign, f"friend{n}", referrer=alice)
+    html = page(client, alice).content.decode()
+    assert html.count('<li class="done">') == 1
+    assert "2 more qualified friends to unlock" in html
+    landing = client.get(f"/c/{campaign.slug}/").content.decode()
+    assert 'class="done"' not in landing
