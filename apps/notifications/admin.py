@@ -5,7 +5,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
@@ -19,11 +21,29 @@ from apps.common.qr import qr_png
 from .compose import compose, sample_values
 from .models import CampaignMessage, Message, MessageKind, MessageText
 from .services import messages_retry
-from .texts import DEFAULTS, placeholders
+from .texts import DEFAULTS, placeholders, validate
+
+
+class MessageTextFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """Check new texts against the kind being added. (MessageText.clean checks them
+        once the message exists; while it is being added, only its form knows the kind.)"""
+        super().clean()
+        kind = self.instance.kind
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or self.instance.pk is not None or not kind:
+                continue
+            try:
+                validate(kind=kind, subject=data.get("subject", ""), body=data.get("body", ""))
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error(field, problems)
 
 
 class MessageTextInline(admin.StackedInline):
     model = MessageText
+    formset = MessageTextFormSet
     extra = 0
     fields = ["language", "subject", "body"]
 

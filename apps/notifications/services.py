@@ -270,7 +270,8 @@ def _why_not(message: Message) -> str:
 def _transient(exc: Exception) -> bool:
     """Worth another try later: the server was unreachable, busy or said 4xx."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(400 <= code < 500 for code, _msg in exc.recipients.values())
+        codes = [code for code, _msg in exc.recipients.values()]
+        return bool(codes) and all(400 <= code < 500 for code in codes)
     if isinstance(exc, smtplib.SMTPResponseException):
         return 400 <= exc.smtp_code < 500
     return isinstance(exc, smtplib.SMTPServerDisconnected | OSError)
