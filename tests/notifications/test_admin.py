@@ -121,6 +121,8 @@ def test_each_message_has_a_preview_with_sample_data(admin_client, copy):
     )
     change = admin_client.get(f"/admin/notifications/campaignmessage/{message.pk}/change/")
     preview_url = f"/admin/notifications/campaignmessage/preview/{copy.pk}/welcome/"
+    listing = admin_client.get("/admin/notifications/campaignmessage/").content.decode()
+    assert preview_url in listing and "Preview with sample data" in listing
     assert preview_url in change.content.decode()
     assert "{invite_link}" in change.content.decode()  # the placeholders are listed
 
