@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.rewards",
     "apps.landing",
     "apps.analytics",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [
@@ -161,6 +162,8 @@ STORAGES = {
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Fission <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds to wait for the mail server, so that a hung one cannot hold a worker.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
 # --- Security -------------------------------------------------------------------------
 # Each TLS switch is on when DEBUG is off, and each can be overridden on its own (for a
@@ -287,6 +290,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.analytics.tasks.check_k_alerts",
         "schedule": crontab(hour=0, minute=40),
     },
+    # Participant messages waiting to be (re)sent: retries, and any whose task was lost.
+    "send-due-messages": {
+        "task": "apps.notifications.tasks.messages_send_due",
+        "schedule": env.float("MESSAGE_SWEEP_EVERY_SECONDS", default=60.0),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------
@@ -323,4 +331,15 @@ FISSION = {
     "REPORT_WORK_MEM": env.str("REPORT_WORK_MEM", default="64MB"),
     # Addresses that get K-drop alert emails, besides staff with the permission to.
     "K_ALERT_EMAILS": env.list("K_ALERT_EMAILS", default=[]),
+    # Participant messages. How long a link confirming an email address works; how many
+    # new links one participant may ask for, in a period ("3/h") and in all; how often
+    # one client address may ask (IPv6: per /64).
+    "VERIFY_LINK_MAX_AGE_HOURS": env.int("VERIFY_LINK_MAX_AGE_HOURS", default=72),
+    "VERIFY_RESEND_RATE_LIMIT": env.str("VERIFY_RESEND_RATE_LIMIT", default="3/h"),
+    "VERIFY_RESEND_IP_RATE_LIMIT": env.str("VERIFY_RESEND_IP_RATE_LIMIT", default="20/h"),
+    "VERIFY_RESEND_MAX": env.int("VERIFY_RESEND_MAX", default=10),
+    # Tries per message when the mail server is unreachable or answers 4xx, and the
+    # wait before the first retry in seconds (doubling each time, at most 6 h).
+    "MESSAGE_MAX_ATTEMPTS": env.int("MESSAGE_MAX_ATTEMPTS", default=5),
+    "MESSAGE_RETRY_BASE_SECONDS": env.int("MESSAGE_RETRY_BASE_SECONDS", default=60),
 }

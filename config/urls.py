@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("apps.landing.urls")),
     path("", include("apps.analytics.urls")),
+    path("", include("apps.notifications.urls")),
 ]
 
 # Friendly pages for people (JSON under /api/), never a stack trace.

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.services import KEEP, campaign_save
+from apps.notifications.services import notify_joined
 from apps.referrals import selectors as referral_selectors
 from apps.referrals.services import participant_join, resolve_referrer
 
@@ -129,6 +130,9 @@ class ParticipantRegisterView(GenericAPIView):
             consent_version="api",
             channel="api",
         )
+        if created:
+            # The host vouches for its users' addresses: a welcome, no verification email.
+            notify_joined(participant=participant, verify_email=False)
         participant = referral_selectors.participant_get(participant.pk)
         return Response(
             ParticipantSerializer(participant).data,

@@ -41,6 +41,7 @@ from apps.common.ip import client_ip, ip_hash
 from apps.common.money import format_amount
 from apps.common.qr import qr_png, qr_svg
 from apps.common.useragents import ua_class
+from apps.notifications.services import notify_joined
 from apps.referrals.models import Participant
 from apps.referrals.selectors import (
     invite_target,
@@ -239,7 +240,7 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
 
     inviter, channel = _inviter(request, campaign, form.cleaned_data["ref"])
     try:
-        participant, _created = participant_join(
+        participant, created = participant_join(
             campaign=campaign,
             email=form.cleaned_data["email"],
             name=form.cleaned_data["name"],
@@ -263,6 +264,9 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
             form.add_error(None, _("We could not add you just now. Please try again."))
         status = exc.status if 400 <= exc.status < 600 else 400
         return _landing(request, campaign, form, explicit_code=explicit_code, status=status)
+    if created:
+        # Double opt-in where the campaign qualifies on a verified sign-up, else a welcome.
+        notify_joined(participant=participant, verify_email=True)
     return HttpResponseSeeOther(reverse("landing:personal", args=[participant.token]))
 
 

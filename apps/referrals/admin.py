@@ -7,6 +7,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from apps.notifications.admin import MessageLogInline
+
 from .models import Click, FraudFlag, Participant
 from .selectors import descendant_count, with_referral_counts
 
@@ -38,7 +40,7 @@ class ParticipantAdmin(admin.ModelAdmin):
     autocomplete_fields = ["campaign"]
     raw_id_fields = ["referrer"]
     date_hierarchy = "joined_at"
-    inlines = [FraudFlagInline]
+    inlines = [FraudFlagInline, MessageLogInline]
     readonly_fields = [
         "campaign", "referrer_link", "depth", "code", "email_normalized", "joined_at",
         "consent_at", "consent_version", "channel", "descendants", "referral_list",

@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 
 from apps.campaigns.models import Campaign, QualifyingEvent, RefereeReward
 from apps.common.money import format_amount, percent_of
+from apps.notifications.services import notify_qualified
 from apps.referrals.models import Participant
 from apps.referrals.selectors import qualified_referral_count
 
@@ -223,6 +224,8 @@ def _qualify(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
     participant.qualified_at = conversion.occurred_at
     participant.save(update_fields=["qualified_at"])
     _referral_rewards(ledger, conversion, tree)
+    # The referrer hears of it (and of a tier now one friend away) once this commits.
+    notify_qualified(participant=participant, referrer=tree.referrer)
 
 
 def _requalify(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from apps.api.models import WebhookEvent
 from apps.api.webhooks import Event, webhook_events_record
 from apps.campaigns.models import Campaign
+from apps.notifications.services import notify_reward_transitions
 from apps.referrals.models import Participant
 
 from .models import (
@@ -330,6 +331,8 @@ class Ledger:
                 for i, event_type, data in self._events
             ]
         )
+        # Participants hear of rewards unlocked and approved (sent once this commits).
+        notify_reward_transitions(transitions=transitions)
         self._transitions, self._events = [], []
         return transitions
 

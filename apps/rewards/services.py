@@ -163,13 +163,15 @@ def conversion_ingest(
     api_key: ApiKey | None = None,
     idempotency_key: str = "",
     request_hash: str = "",
+    actor: str = "",
 ) -> EventResult:
     """Take in one event from the host: store it once and apply the reward rules.
 
     Answers 201 for a new event, 202 for a refund kept until its purchase comes, and the
     stored first response again (200 without an Idempotency-Key, the first status with
     one) for a repeat. Raises Conflict (409) while the same Idempotency-Key is in flight,
-    Unprocessable (422) for a key or an order id reused with another body.
+    Unprocessable (422) for a key or an order id reused with another body. `actor` names
+    the sender in the rewards' history when it is not an API key (a verification link).
     """
     if idempotency_key:
         if api_key is None:
@@ -243,7 +245,7 @@ def conversion_ingest(
         result = EventResult(200, stored.response, replayed=True)
     else:
         assert conversion is not None  # noqa: S101
-        actor = f"api:{api_key.name}" if api_key else "api"
+        actor = actor or (f"api:{api_key.name}" if api_key else "api")
         result = _apply(conversion, tree, actor=actor)
     if idempotency_key and api_key is not None:
         IdempotencyKey.objects.create(
