@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.rewards",
     "apps.landing",
     "apps.analytics",
+    "apps.exports",
 ]
 
 MIDDLEWARE = [
@@ -323,4 +324,10 @@ FISSION = {
     "REPORT_WORK_MEM": env.str("REPORT_WORK_MEM", default="64MB"),
     # Addresses that get K-drop alert emails, besides staff with the permission to.
     "K_ALERT_EMAILS": env.list("K_ALERT_EMAILS", default=[]),
+    # Finance reports from the admin: up to this many rows download at once (streamed);
+    # more run as a background export job whose file appears in the exports list.
+    "EXPORT_SYNC_MAX_ROWS": env.int("EXPORT_SYNC_MAX_ROWS", default=50_000),
+    # Seconds a background export may run (a million rows of XLSX take a few minutes);
+    # a job still "running" after this is taken to have lost its worker and may rerun.
+    "EXPORT_JOB_TIME_LIMIT": env.int("EXPORT_JOB_TIME_LIMIT", default=3600),
 }
