@@ -17,8 +17,12 @@ from apps.referrals.models import Participant
 from apps.rewards.payouts import payout_batch_create, payout_batch_mark_paid
 from apps.rewards.services import rewards_release_due
 from tests.factories import CampaignFactory, RefereeRewardFactory, join
-from tests.rewards.conftest import alice, bob, carol, dave, shop  # noqa: F401 (fixtures)
+from tests.rewards import conftest as rewards
 from tests.rewards.helpers import purchase, refund
+
+# The reward tests' purchase campaign and personas (tests/rewards/conftest.py).
+shop, alice, bob = rewards.shop, rewards.alice, rewards.bob
+carol, dave = rewards.carol, rewards.dave
 
 
 def release_all() -> None:
@@ -45,7 +49,7 @@ def ledger(shop: Campaign, alice: Participant, bob: Participant, carol: Particip
     for name in ("yan", "xia"):
         join(usd, name, referrer=root)
     # Names and ids a spreadsheet would run as formulas.
-    Participant.objects.filter(pk=alice.pk).update(name="=HYPERLINK(\"http://x\")")
+    Participant.objects.filter(pk=alice.pk).update(name='=HYPERLINK("http://x")')
     Participant.objects.filter(pk=bob.pk).update(name="+Bob", external_id="@u-1")
     Participant.objects.filter(pk=carol.pk).update(name="-Carol\x07")
     Participant.objects.filter(pk=dave.pk).update(name="\tDave", external_id="\ru-4")

@@ -77,7 +77,7 @@ def test_each_row_says_what_the_database_says(ledger, tmp_path, bob):
 def test_text_that_a_spreadsheet_would_run_is_escaped(ledger, tmp_path, alice, carol, dave):
     rows = read_csv(export(tmp_path))
     names = {r["participant_id"]: r["participant_name"] for r in rows}
-    assert names[str(alice.pk)] == "'=HYPERLINK(\"http://x\")"
+    assert names[str(alice.pk)] == '\'=HYPERLINK("http://x")'
     assert names[str(carol.pk)] == "'-Carol\x07"
     assert names[str(dave.pk)] == "'\tDave"
     external = {r["participant_id"]: r["external_id"] for r in rows}
@@ -120,7 +120,7 @@ def test_xlsx_rows_numbers_and_totals_equal_the_database(ledger, tmp_path, alice
     assert min(amounts) == -50
     by_id = {row[0]: row for row in rows[1:]}
     alices = [row for row in rows[1:] if row[2] == alice.pk]
-    assert alices[0][4] == "'=HYPERLINK(\"http://x\")"  # escaped, never a formula
+    assert alices[0][4] == '\'=HYPERLINK("http://x")'  # escaped, never a formula
     carol_row = next(row for row in rows[1:] if str(row[4]).startswith("'-Carol"))
     assert carol_row[4] == "'-Carol"  # a control character XML cannot hold is dropped
     reward = Reward.objects.filter(state="paid").first()
@@ -145,9 +145,7 @@ def test_filters_campaign_state_dates_and_batch(ledger, tmp_path):
     assert len(paid) == Reward.objects.filter(state="paid").count()
     batch = PayoutBatch.objects.get()
     lines = read_csv(export(tmp_path, "--batch", str(batch.pk)))
-    assert {int(r["reward_id"]) for r in lines} == set(
-        batch.lines.values_list("pk", flat=True)
-    )
+    assert {int(r["reward_id"]) for r in lines} == set(batch.lines.values_list("pk", flat=True))
     today = timezone.localdate(Reward.objects.first().created_at).isoformat()
     assert len(read_csv(export(tmp_path, "--from", today, "--to", today))) >= 1
     assert read_csv(export(tmp_path, "--from", "2001-01-01", "--to", "2001-01-31")) == []
