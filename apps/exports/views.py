@@ -85,9 +85,7 @@ def report_response(request: HttpRequest, filters: ReportFilters, fmt: str) -> H
         return HttpResponseRedirect(reverse("admin:exports_exportjob_changelist"))
     filename = f"rewards-{filters.describe()}.{fmt}"
     if fmt == "csv":
-        chunks, _totals = services.report_stream(
-            filters=filters, actor=_actor(request), expected_rows=count
-        )
+        chunks = services.report_stream(filters=filters, actor=_actor(request), expected_rows=count)
         return _attachment(
             StreamingHttpResponse(chunks, content_type=CONTENT_TYPES["csv"]), filename
         )

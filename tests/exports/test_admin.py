@@ -63,6 +63,13 @@ def test_finance_downloads_a_small_report_at_once(finance_client, ledger):
     )
 
 
+def test_the_finance_pages_speak_chinese(finance_client, ledger):
+    page = finance_client.get(REPORT, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "奖励报表" in page.content.decode()
+    page = finance_client.get(RECONCILIATION, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "发放 − 冲销 = 已支付 + 已批准未支付 + 冻结中 + 待审核 − 应退回" in page.content.decode()
+
+
 def test_the_xlsx_from_the_admin_has_rows_and_totals(finance_client, ledger):
     response = finance_client.post(
         REPORT, {"campaign": "usd", "state": "approved", "date_field": "created", "format": "xlsx"}
