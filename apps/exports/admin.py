@@ -122,10 +122,10 @@ class PayoutBatchAdmin(admin.ModelAdmin):
     change_form_template = "admin/exports/payoutbatch_change.html"
     fields = [
         ("status", "currency", "campaign"), ("approved_from", "approved_to"),
-        ("total", "payee_count", "line_count"), ("created_by", "created_at"),
+        ("money", "payee_count", "line_count"), ("created_by", "created_at"),
         ("reference", "paid_by", "paid_at"), ("cancelled_by", "cancelled_at"),
     ]  # fmt: skip
-    readonly_fields = [f.name for f in PayoutBatch._meta.fields]
+    readonly_fields = [*(f.name for f in PayoutBatch._meta.fields), "money"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Nothing on a batch is edited by hand: it is paid or cancelled through its own

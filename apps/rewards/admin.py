@@ -60,9 +60,7 @@ class RewardAdmin(admin.ModelAdmin):
         "reason", "due_at", "created_at",
     ]  # fmt: skip
     list_filter = ["state", "source", "reason", "campaign", "currency"]
-    search_fields = [
-        "=id", "=order_id", "participant__email", "=participant__external_id", "=payout_batch__id",
-    ]  # fmt: skip
+    search_fields = ["=id", "=order_id", "participant__email", "=participant__external_id"]
     list_select_related = ["participant", "campaign"]
     date_hierarchy = "created_at"
     action_form = ReasonActionForm

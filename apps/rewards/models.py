@@ -440,9 +440,11 @@ class PayoutBatch(models.Model):
     approved_from = models.DateField(null=True, blank=True)
     approved_to = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    total = _amount(default=0, help_text=_("What the batch pays: its entries, netted."))
-    line_count = models.PositiveIntegerField(default=0)
-    payee_count = models.PositiveIntegerField(default=0)
+    total = _amount(
+        verbose_name=_("total"), default=0, help_text=_("What the batch pays: its entries, netted.")
+    )
+    line_count = models.PositiveIntegerField(_("entries"), default=0)
+    payee_count = models.PositiveIntegerField(_("payees"), default=0)
     created_by = models.CharField(max_length=150)
     created_at = models.DateTimeField(default=timezone.now)
     reference = models.CharField(

@@ -152,9 +152,9 @@ def payout_batch_create(
     _wait_lock("fission-payout-batch")
     if reward_ids is not None:
         chosen = list(Reward.objects.filter(pk__in=reward_ids))
-        currency = currency or (chosen[0].currency if chosen else "")
         if not chosen:
             raise FissionError("Select the rewards to pay.", code="nothing_to_pay")
+        currency = currency or chosen[0].currency
         _refuse_unpayable(chosen, reward_ids, currency)
         selected = Reward.objects.filter(pk__in=[r.pk for r in chosen if r.amount > 0])
     else:

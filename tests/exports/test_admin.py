@@ -179,6 +179,8 @@ def test_finance_makes_a_batch_exports_it_and_marks_it_paid_once(
     }  # fmt: skip
     lines = csv_rows(finance_client.get(f"{BATCHES}{batch.pk}/lines.csv"))
     assert {r["payout_batch"] for r in lines} == {str(batch.pk)} and len(lines) == 3
+    listed = finance_client.get(f"/admin/rewards/reward/?payout_batch__id__exact={batch.pk}")
+    assert listed.status_code == 200 and listed.context["cl"].result_count == 3
 
     finance_client.post(f"{BATCHES}{batch.pk}/pay/", {"reference": "BANK-1"})
     batch.refresh_from_db()
