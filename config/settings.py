@@ -326,7 +326,7 @@ FISSION = {
     "K_ALERT_EMAILS": env.list("K_ALERT_EMAILS", default=[]),
     # Finance reports from the admin: up to this many rows download at once (streamed);
     # more run as a background export job whose file appears in the exports list.
-    "EXPORT_SYNC_MAX_ROWS": env.int("EXPORT_SYNC_MAX_ROWS", default=50_000),
+    "EXPORT_SYNC_MAX_ROWS": env.int("EXPORT_SYNC_MAX_ROWS", default=20_000),
     # Seconds a background export may run (a million rows of XLSX take a few minutes);
     # a job still "running" after this is taken to have lost its worker and may rerun.
     "EXPORT_JOB_TIME_LIMIT": env.int("EXPORT_JOB_TIME_LIMIT", default=3600),
