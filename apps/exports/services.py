@@ -28,7 +28,7 @@ from .formats import csv_chunks, escape_text, write_report
 from .models import ExportJob, ExportStatus
 from .reconciliation import COLUMNS as RECONCILIATION_COLUMNS
 from .reconciliation import Line
-from .report import ReportFilters, Totals, report_filters, report_rows
+from .report import Progress, ReportFilters, Totals, report_filters, report_rows
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def report_export(
     fmt: str,
     file: IO[bytes],
     actor: str,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> Totals:
     """Write the report to `file` and log it; return its totals."""
     totals = write_report(report_rows(filters, progress=progress), fmt, file)
