@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.landing",
     "apps.analytics",
     "apps.notifications",
+    "apps.exports",
 ]
 
 MIDDLEWARE = [
@@ -342,4 +343,10 @@ FISSION = {
     # wait before the first retry in seconds (doubling each time, at most 6 h).
     "MESSAGE_MAX_ATTEMPTS": env.int("MESSAGE_MAX_ATTEMPTS", default=5),
     "MESSAGE_RETRY_BASE_SECONDS": env.int("MESSAGE_RETRY_BASE_SECONDS", default=60),
+    # Finance reports from the admin: up to this many rows download at once (streamed);
+    # more run as a background export job whose file appears in the exports list.
+    "EXPORT_SYNC_MAX_ROWS": env.int("EXPORT_SYNC_MAX_ROWS", default=20_000),
+    # Seconds a background export may run (a million rows of XLSX take a few minutes);
+    # a job still "running" after this is taken to have lost its worker and may rerun.
+    "EXPORT_JOB_TIME_LIMIT": env.int("EXPORT_JOB_TIME_LIMIT", default=3600),
 }

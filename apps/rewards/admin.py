@@ -1,5 +1,6 @@
 """Rewards in the admin: the review queue, bulk approve and reject with a reason, each
-reward's history, each participant's rewards, and the events as received."""
+reward's history, each participant's rewards, and the events as received. Payout batches
+and the finance log are administered in apps/exports/admin.py, beside the reports."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -17,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.common.errors import FissionError
 from apps.common.money import format_amount
 
-from . import services
+from . import payouts, services
 from .models import (
     UNPAID_STATES,
     Conversion,
@@ -58,17 +59,17 @@ class RewardAdmin(admin.ModelAdmin):
         "id", "participant_link", "campaign", "source", "what", "money", "state",
         "reason", "due_at", "created_at",
     ]  # fmt: skip
-    list_filter = ["state", "source", "reason", "campaign"]
+    list_filter = ["state", "source", "reason", "campaign", "currency"]
     search_fields = ["=id", "=order_id", "participant__email", "=participant__external_id"]
     list_select_related = ["participant", "campaign"]
     date_hierarchy = "created_at"
     action_form = ReasonActionForm
-    actions = ["approve", "reject"]
+    actions = ["approve", "reject", "new_payout_batch"]
     inlines = [TransitionInline]
     fields = [
         ("participant", "campaign"), ("source", "level", "tier_threshold", "percent"),
         ("amount", "currency", "kind"), "description", ("state", "reason"),
-        ("due_at", "approved_at", "paid_at", "payout_reference"),
+        ("due_at", "approved_at", "paid_at", "payout_reference", "payout_batch"),
         ("conversion", "purchase", "order_id"), ("referee", "adjusts"),
         ("created_at", "updated_at"),
     ]  # fmt: skip
@@ -108,7 +109,7 @@ class RewardAdmin(admin.ModelAdmin):
     def _actor(self, request: HttpRequest) -> str:
         return f"admin:{request.user.get_username()}"
 
-    @admin.action(description=_("Approve the selected rewards"))
+    @admin.action(description=_("Approve the selected rewards"), permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[Reward]) -> None:
         count = services.rewards_approve(
             reward_ids=list(queryset.values_list("pk", flat=True)),
@@ -119,7 +120,9 @@ class RewardAdmin(admin.ModelAdmin):
             request, _("%(count)d rewards approved or held.") % {"count": count}, messages.SUCCESS
         )
 
-    @admin.action(description=_("Reject the selected rewards (give a reason)"))
+    @admin.action(
+        description=_("Reject the selected rewards (give a reason)"), permissions=["change"]
+    )
     def reject(self, request: HttpRequest, queryset: QuerySet[Reward]) -> None:
         try:
             count = services.rewards_reject(
@@ -133,6 +136,49 @@ class RewardAdmin(admin.ModelAdmin):
         self.message_user(
             request, _("%(count)d rewards rejected.") % {"count": count}, messages.SUCCESS
         )
+
+    def has_batch_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rewards.add_payoutbatch")
+
+    @admin.action(
+        description=_("Pay the selected rewards in a new payout batch"), permissions=["batch"]
+    )
+    def new_payout_batch(
+        self, request: HttpRequest, queryset: QuerySet[Reward]
+    ) -> HttpResponse | None:
+        """Finance ticks approved rewards; owed-back entries of the same participants are
+        netted in (apps/rewards/payouts.py). Anything not payable refuses the batch."""
+        try:
+            result = payouts.payout_batch_create(
+                actor=self._actor(request), reward_ids=list(queryset.values_list("pk", flat=True))
+            )
+        except FissionError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+        batch = result.batch
+        self.message_user(
+            request,
+            _("Payout batch #%(id)s: %(payees)s payees, %(lines)s entries, %(total)s %(currency)s.")
+            % {
+                "id": batch.pk,
+                "payees": batch.payee_count,
+                "lines": batch.line_count,
+                "total": format_amount(batch.total, batch.currency),
+                "currency": batch.currency,
+            },
+            messages.SUCCESS,
+        )
+        if result.carried_forward:
+            self.message_user(
+                request,
+                _(
+                    "%(count)s participants owe back more than they are due and were left "
+                    "out; their entries are carried forward to a later batch."
+                )
+                % {"count": len(result.carried_forward)},
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(reverse("admin:rewards_payoutbatch_change", args=[batch.pk]))
 
 
 admin.site.register(Reward, RewardAdmin)

@@ -121,8 +121,8 @@ class Ledger:
         grantable: bool = True,
     ) -> None:
         """Make the live entries of `cause` add up to `amount` when `entitled`, to nothing
-        otherwise: grant, reinstate, or reverse (in full while nothing is paid, else with a
-        negative entry owed back). Never reverses more than stands.
+        otherwise: grant, reinstate, or reverse (in full while nothing is paid or in a
+        payout batch, else with a negative entry owed back). Never reverses more than stands.
 
         `fixed`: once granted, the cause is worth what was granted (a tier or referee
         reward keeps its amount when the operator edits the tier later). `grantable`:
@@ -147,7 +147,9 @@ class Ledger:
         if not entitled and not live:
             return
         reason = self._reason()
-        if not entitled and all(e.state != RewardState.PAID for e in live):
+        # A committed entry (paid, or in a payout batch on its way to the bank) is never
+        # taken back in place: the correction is a new negative entry, owed back.
+        if not entitled and not any(e.is_committed for e in live):
             for entry in live:
                 self.move(entry, RewardState.REVERSED, reason)
             return

@@ -265,6 +265,14 @@ class Reward(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     payout_reference = models.CharField(max_length=100, blank=True)
+    payout_batch = models.ForeignKey(
+        "PayoutBatch",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="lines",
+        help_text=_("The payout batch that pays (or nets) this entry. At most one, ever."),
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -325,6 +333,12 @@ class Reward(models.Model):
             models.CheckConstraint(
                 condition=~Q(state="paid") | Q(paid_at__isnull=False), name="reward_paid_has_date"
             ),
+            # A batched entry is committed: the money is on its way, so nothing may reverse
+            # or reject it in place (the ledger corrects it with a new entry instead).
+            models.CheckConstraint(
+                condition=Q(payout_batch__isnull=True) | Q(state__in=["approved", "paid"]),
+                name="reward_batched_approved_or_paid",
+            ),
         ]
         indexes = [
             # The release job: held rewards whose holding period is over.
@@ -334,6 +348,13 @@ class Reward(models.Model):
             models.Index(fields=["campaign", "updated_at"], name="reward_campaign_updated"),
             # The review queue.
             models.Index(fields=["state"], condition=Q(state="pending"), name="reward_pending"),
+            # Making a payout batch: approved entries in a currency not in a batch yet, and a
+            # participant's owed-back entries to net (apps/rewards/payouts.py).
+            models.Index(
+                fields=["currency", "participant"],
+                condition=Q(state="approved", payout_batch__isnull=True),
+                name="reward_payable",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -343,6 +364,11 @@ class Reward(models.Model):
     @property
     def is_grant(self) -> bool:
         return self.adjusts_id is None
+
+    @property
+    def is_committed(self) -> bool:
+        """Paid, or approved in a payout batch: the ledger never takes it back in place."""
+        return self.state == RewardState.PAID or self.payout_batch_id is not None
 
 
 class RewardTransition(models.Model):
@@ -383,3 +409,113 @@ class RewardReview(Reward):
         proxy = True
         verbose_name = _("reward to review")
         verbose_name_plural = _("review queue")
+
+
+class PayoutStatus(models.TextChoices):
+    OPEN = "open", _("Open: to pay")
+    PAID = "paid", _("Paid")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class PayoutBatch(models.Model):
+    """Approved entries in one currency that finance pays together (each entry points at
+    its batch, so it is in at most one). Made open, exported, then marked paid with the
+    bank's reference, once; cancelling an open batch releases its entries. A participant's
+    entries are netted: owed-back (negative) entries reduce what the batch pays them, and
+    a participant who would get less than nothing is left out (carried forward). See
+    apps/rewards/payouts.py."""
+
+    Status = PayoutStatus
+
+    id = models.BigAutoField(primary_key=True)
+    currency = models.CharField(max_length=3)
+    campaign = models.ForeignKey(
+        Campaign,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("The campaign chosen when the batch was made; empty for all campaigns."),
+    )
+    approved_from = models.DateField(null=True, blank=True)
+    approved_to = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    total = _amount(
+        verbose_name=_("total"), default=0, help_text=_("What the batch pays: its entries, netted.")
+    )
+    line_count = models.PositiveIntegerField(_("entries"), default=0)
+    payee_count = models.PositiveIntegerField(_("payees"), default=0)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+    reference = models.CharField(
+        max_length=100, blank=True, help_text=_("The bank's or payment provider's reference.")
+    )
+    paid_by = models.CharField(max_length=150, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=150, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("payout batch")
+        verbose_name_plural = _("payout batches")
+        permissions = [("pay_payoutbatch", "Can mark payout batches paid")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=PayoutStatus.values), name="payout_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(total__gte=0), name="payout_total_not_negative"),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | (~Q(reference="") & Q(paid_at__isnull=False)),
+                name="payout_paid_has_reference",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="cancelled") | Q(cancelled_at__isnull=False),
+                name="payout_cancelled_has_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {format_amount(self.total, self.currency)} {self.currency}"
+
+
+class FinanceAction(models.TextChoices):
+    REPORT_EXPORTED = "report_exported", _("Reward report exported")
+    EXPORT_REQUESTED = "export_requested", _("Reward report requested (background)")
+    EXPORT_DOWNLOADED = "export_downloaded", _("Export file downloaded")
+    RECONCILIATION_EXPORTED = "reconciliation_exported", _("Reconciliation exported")
+    BATCH_CREATED = "batch_created", _("Payout batch made")
+    BATCH_EXPORTED = "batch_exported", _("Payout batch exported")
+    BATCH_PAID = "batch_paid", _("Payout batch marked paid")
+    BATCH_CANCELLED = "batch_cancelled", _("Payout batch cancelled")
+
+
+class FinanceLog(models.Model):
+    """Who exported or paid what, and when. Append-only: on PostgreSQL a trigger refuses
+    UPDATE and DELETE (migration 0004)."""
+
+    Action = FinanceAction
+
+    id = models.BigAutoField(primary_key=True)
+    action = models.CharField(max_length=30, choices=Action.choices)
+    actor = models.CharField(
+        max_length=150, help_text=_("admin:<user>, cli:<system user>, or a job for a user.")
+    )
+    batch = models.ForeignKey(
+        PayoutBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="log"
+    )
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("finance log entry")
+        verbose_name_plural = _("finance log")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=FinanceAction.values), name="financelog_action_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor}: {self.action}"

@@ -329,16 +329,19 @@ def rewards_approve(*, reward_ids: Sequence[int], actor: str, reason: str = "") 
 
 @transaction.atomic
 def rewards_reject(*, reward_ids: Sequence[int], actor: str, reason: str) -> int:
-    """An operator rejects unpaid rewards, saying why. Rejected is final."""
+    """An operator rejects unpaid rewards, saying why. Rejected is final. Entries in a
+    payout batch are left alone (the money is on its way; cancel the batch first)."""
     reason = reason.strip()
     if not reason:
         raise FissionError("Say why the rewards are rejected.", fields={"reason": "required"})
     ledger = Ledger(actor=actor)
     rewards = Reward.objects.select_related("campaign").filter(
-        pk__in=reward_ids, state__in=UNPAID_STATES
+        pk__in=reward_ids, state__in=UNPAID_STATES, payout_batch__isnull=True
     )
     moved = 0
     for reward in _with_corrections(rewards):
+        if reward.payout_batch_id is not None:
+            continue  # a correction already netted in a batch stays there
         moved += ledger.move(reward, RewardState.REJECTED, reason, reason=RewardReason.OPERATOR)
     ledger.finish()
     return moved
@@ -373,7 +376,8 @@ def rewards_release_due(
 @transaction.atomic
 def rewards_mark_paid(*, reward_ids: Sequence[int], reference: str, actor: str) -> int:
     """Finance paid these approved rewards (negative entries were netted in the same
-    payout). Paid is final: the row never changes again."""
+    payout). Paid is final: the row never changes again. The primitive of payout batches
+    (apps/rewards/payouts.py), which decide what is paid together."""
     ledger = Ledger(actor=actor)
     rewards = Reward.objects.select_related("campaign").filter(
         pk__in=reward_ids, state=RewardState.APPROVED

@@ -1,0 +1,187 @@
+"""The finance report as CSV and XLSX, written as the rows stream past.
+
+CSV: UTF-8 with a byte-order mark (so spreadsheet programs read Chinese names), RFC 4180
+quoting, amounts as plain numbers in the currency's minor unit ("-2.00"), times in ISO
+8601 with the site's UTC offset. XLSX (openpyxl's write-only mode, which writes each row
+to disk as it comes): the rows on the first sheet with amounts as numbers and times as
+local date-times, the totals per currency and state on the second.
+
+Text that a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a
+carriage return: OWASP's "CSV injection") gets a leading apostrophe in both formats.
+Amounts and ids are numbers and never escaped, so a negative amount stays a number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import IO, Any
+
+from django.utils import timezone
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from apps.common.money import format_amount, minor_units, quantize
+from apps.rewards.payouts import Payee
+
+from .report import COLUMNS, Row, Totals
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Characters XML 1.0 cannot hold (openpyxl refuses them); dropped from XLSX text.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# CSV rows per chunk of a streaming response.
+ROWS_PER_CHUNK = 500
+TOTALS_COLUMNS = ("currency", "state", "rows", "amount")
+_WIDTHS = {"B": 16, "D": 16, "E": 24, "I": 18, "M": 20, "N": 20, "O": 20}
+
+
+def escape_text(value: str) -> str:
+    """`value`, with a leading ' when a spreadsheet would run it as a formula."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def _text(value: str | None) -> str:
+    return "" if value is None else escape_text(value)
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else timezone.localtime(value).isoformat(timespec="seconds")
+
+
+def _csv_row(row: Row) -> list[Any]:
+    (
+        reward_id, campaign, participant_id, external_id, name, source, level, threshold,
+        order_id, amount, currency, state, created_at, approved_at, paid_at, batch,
+    ) = row  # fmt: skip
+    return [
+        reward_id, _text(campaign), participant_id, _text(external_id), _text(name),
+        _text(source), level, threshold, _text(order_id), format_amount(amount, currency),
+        _text(currency), _text(state), _iso(created_at), _iso(approved_at), _iso(paid_at),
+        batch,
+    ]  # fmt: skip
+
+
+def csv_chunks(
+    rows: Iterable[Row], totals: Totals, *, header: Iterable[str] = COLUMNS
+) -> Iterator[bytes]:
+    """The CSV in chunks of bytes, BOM first, adding each row to `totals`: the body of a
+    StreamingHttpResponse, or written to a file by `write_report`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(header)
+    pending = 0
+    for row in rows:
+        totals.add(row)
+        writer.writerow(_csv_row(row))
+        pending += 1
+        if pending == ROWS_PER_CHUNK:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    yield buffer.getvalue().encode("utf-8")
+
+
+PAYEES_COLUMNS = (
+    "participant_id",
+    "external_id",
+    "participant_name",
+    "currency",
+    "amount",
+    "lines",
+)
+
+
+def payees_chunks(payees: Iterable[Payee]) -> Iterator[bytes]:
+    """A payout batch's payees as CSV (BOM, escaped like the report): what to transfer to
+    whom, one line per participant."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(PAYEES_COLUMNS)
+    for index, payee in enumerate(payees, 1):
+        writer.writerow([
+            payee.participant_id, _text(payee.external_id), _text(payee.name),
+            _text(payee.currency), format_amount(payee.amount, payee.currency), payee.lines,
+        ])  # fmt: skip
+        if index % ROWS_PER_CHUNK == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def _xlsx_text(value: str | None) -> str | None:
+    return None if value is None else escape_text(_XML_ILLEGAL.sub("", value))
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    # Excel has no time zones: local wall-clock time, as the CSV's (without the offset).
+    return None if value is None else timezone.localtime(value).replace(tzinfo=None)
+
+
+_NUMBER_FORMATS = {0: "0", 2: "0.00", 3: "0.000"}
+
+
+def _amount_cell(sheet: WriteOnlyWorksheet, amount: Decimal, currency: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=quantize(amount, currency))
+    cell.number_format = _NUMBER_FORMATS.get(minor_units(currency), "0.00")
+    return cell
+
+
+def _header(sheet: WriteOnlyWorksheet, names: Iterable[str]) -> list[WriteOnlyCell]:
+    cells = []
+    for name in names:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = Font(bold=True)
+        cells.append(cell)
+    return cells
+
+
+def write_xlsx(rows: Iterable[Row], file: IO[bytes], totals: Totals) -> None:
+    workbook = Workbook(write_only=True)
+    sheet: WriteOnlyWorksheet = workbook.create_sheet("Rewards")
+    for column, width in _WIDTHS.items():
+        sheet.column_dimensions[column].width = width
+    sheet.append(_header(sheet, COLUMNS))
+    for row in rows:
+        totals.add(row)
+        (
+            reward_id, campaign, participant_id, external_id, name, source, level, threshold,
+            order_id, amount, currency, state, created_at, approved_at, paid_at, batch,
+        ) = row  # fmt: skip
+        sheet.append([
+            reward_id, _xlsx_text(campaign), participant_id, _xlsx_text(external_id),
+            _xlsx_text(name), _xlsx_text(source), level, threshold, _xlsx_text(order_id),
+            _amount_cell(sheet, amount, currency), _xlsx_text(currency), _xlsx_text(state),
+            _naive(created_at), _naive(approved_at), _naive(paid_at), batch,
+        ])  # fmt: skip
+    summary: WriteOnlyWorksheet = workbook.create_sheet("Totals")
+    summary.append(_header(summary, TOTALS_COLUMNS))
+    for currency, state, count, amount in totals.items():
+        summary.append([currency, state, count, _amount_cell(summary, amount, currency)])
+    workbook.save(file)
+
+
+def write_report(rows: Iterable[Row], fmt: str, file: IO[bytes]) -> Totals:
+    """Write the report in `fmt` ("csv" or "xlsx") to a binary file; return its totals."""
+    totals = Totals()
+    if fmt == "xlsx":
+        write_xlsx(rows, file, totals)
+    else:
+        for chunk in csv_chunks(rows, totals):
+            file.write(chunk)
+    return totals
+
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}

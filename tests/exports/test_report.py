@@ -1,0 +1,202 @@
+"""manage.py export_rewards: the columns of DESIGN.md, CSV and XLSX, filters, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import Sum
+from django.utils import timezone
+
+from apps.exports.formats import escape_text
+from apps.rewards.models import FinanceLog, PayoutBatch, Reward
+
+pytestmark = pytest.mark.django_db
+
+COLUMNS = [
+    "reward_id", "campaign", "participant_id", "external_id", "participant_name", "source",
+    "level", "tier_threshold", "order_id", "amount", "currency", "state", "created_at",
+    "approved_at", "paid_at", "payout_batch",
+]  # fmt: skip
+
+
+def export(tmp_path: Path, *args: str, name: str = "rewards.csv") -> Path:
+    out = tmp_path / name
+    call_command("export_rewards", *args, "-o", str(out), stdout=io.StringIO())
+    return out
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 with a byte-order mark"
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+
+
+def database_totals(**filters: object) -> dict[tuple[str, str], Decimal]:
+    rows = Reward.objects.filter(**filters).values("currency", "state").annotate(s=Sum("amount"))
+    return {(r["currency"], r["state"]): r["s"] for r in rows}
+
+
+def test_the_csv_has_the_design_columns_in_order_and_a_bom(ledger, tmp_path):
+    path = export(tmp_path)
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf" + ",".join(COLUMNS).encode() + b"\r\n")
+    rows = read_csv(path)
+    assert len(rows) == Reward.objects.count()
+    assert [int(r["reward_id"]) for r in rows] == sorted(
+        Reward.objects.values_list("pk", flat=True)
+    )
+
+
+def test_each_row_says_what_the_database_says(ledger, tmp_path, bob):
+    rows = {int(r["reward_id"]): r for r in read_csv(export(tmp_path))}
+    tier = Reward.objects.get(participant=bob, source="tier", adjusts__isnull=True)
+    row = rows[tier.pk]
+    assert row["campaign"] == "shop"
+    assert row["participant_id"] == str(bob.pk)
+    assert (row["external_id"], row["participant_name"]) == ("'@u-1", "'+Bob")
+    assert (row["source"], row["level"], row["tier_threshold"]) == ("tier", "", "2")
+    assert (row["amount"], row["currency"], row["state"]) == ("50.00", "CNY", "paid")
+    batch = PayoutBatch.objects.get()
+    assert row["payout_batch"] == str(batch.pk)
+    # ISO 8601 in the site's time zone (Asia/Shanghai in the tests' settings)
+    assert row["paid_at"].endswith("+08:00")
+    assert row["paid_at"] == timezone.localtime(tier.paid_at).isoformat(timespec="seconds")
+    assert row["approved_at"] == timezone.localtime(tier.approved_at).isoformat(timespec="seconds")
+    commission = Reward.objects.filter(participant=bob, source="commission").first()
+    assert rows[commission.pk]["level"] == "1"
+    assert rows[commission.pk]["order_id"] in ("o-1", "'=o-2")
+
+
+def test_text_that_a_spreadsheet_would_run_is_escaped(ledger, tmp_path, alice, carol, dave):
+    rows = read_csv(export(tmp_path))
+    names = {r["participant_id"]: r["participant_name"] for r in rows}
+    assert names[str(alice.pk)] == '\'=HYPERLINK("http://x")'
+    assert names[str(carol.pk)] == "'-Carol\x07"
+    assert names[str(dave.pk)] == "'\tDave"
+    external = {r["participant_id"]: r["external_id"] for r in rows}
+    assert external[str(dave.pk)] == "'\ru-4"
+    assert {r["order_id"] for r in rows} >= {"'=o-2", "o-1"}
+    for value in ("=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert escape_text(value) == "'" + value
+    for value in ("Alice", "1-2", "a=b", "", "'quoted", " =x"):
+        assert escape_text(value) == value
+
+
+def test_negative_amounts_stay_plain_numbers(ledger, tmp_path):
+    rows = read_csv(export(tmp_path))
+    negative = [r["amount"] for r in rows if r["amount"].startswith("-")]
+    assert sorted(negative) == sorted(
+        f"{a:.2f}" for a in Reward.objects.filter(amount__lt=0).values_list("amount", flat=True)
+    )
+    assert "-50.00" in negative and "-20.00" in negative
+    for row in rows:
+        Decimal(row["amount"])  # every amount is a number, none prefixed
+
+
+def test_csv_totals_equal_the_database(ledger, tmp_path):
+    sums: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in read_csv(export(tmp_path)):
+        sums[(row["currency"], row["state"])] += Decimal(row["amount"])
+    assert dict(sums) == database_totals()
+    assert {c for c, _s in sums} == {"CNY", "USD"}
+
+
+def test_xlsx_rows_numbers_and_totals_equal_the_database(ledger, tmp_path, alice):
+    path = export(tmp_path, "--format", "xlsx", name="rewards.xlsx")
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["Rewards", "Totals"]
+    rows = list(book["Rewards"].iter_rows(values_only=True))
+    assert list(rows[0]) == COLUMNS
+    assert len(rows) - 1 == Reward.objects.count()
+    amounts = [row[9] for row in rows[1:]]
+    assert all(isinstance(a, int | float) for a in amounts), "amounts are numbers"
+    assert min(amounts) == -50
+    by_id = {row[0]: row for row in rows[1:]}
+    alices = [row for row in rows[1:] if row[2] == alice.pk]
+    assert alices[0][4] == '\'=HYPERLINK("http://x")'  # escaped, never a formula
+    carol_row = next(row for row in rows[1:] if str(row[4]).startswith("'-Carol"))
+    assert carol_row[4] == "'-Carol"  # a control character XML cannot hold is dropped
+    reward = Reward.objects.filter(state="paid").first()
+    assert by_id[reward.pk][14] is not None and by_id[reward.pk][14].tzinfo is None
+    totals = list(book["Totals"].iter_rows(values_only=True))
+    assert list(totals[0]) == ["currency", "state", "rows", "amount"]
+    found = {(c, s): Decimal(str(a)).quantize(Decimal("0.01")) for c, s, _n, a in totals[1:]}
+    assert found == database_totals()
+    counts = {(c, s): n for c, s, n, _a in totals[1:]}
+    assert sum(counts.values()) == Reward.objects.count()
+
+
+def test_the_format_follows_the_file_name(ledger, tmp_path):
+    path = export(tmp_path, name="report.xlsx")
+    assert path.read_bytes()[:2] == b"PK"  # a zip: XLSX
+
+
+def test_filters_campaign_state_dates_and_batch(ledger, tmp_path):
+    assert {r["campaign"] for r in read_csv(export(tmp_path, "--campaign", "usd"))} == {"usd"}
+    paid = read_csv(export(tmp_path, "--state", "paid"))
+    assert paid and {r["state"] for r in paid} == {"paid"}
+    assert len(paid) == Reward.objects.filter(state="paid").count()
+    batch = PayoutBatch.objects.get()
+    lines = read_csv(export(tmp_path, "--batch", str(batch.pk)))
+    assert {int(r["reward_id"]) for r in lines} == set(batch.lines.values_list("pk", flat=True))
+    today = timezone.localdate(Reward.objects.first().created_at).isoformat()
+    assert len(read_csv(export(tmp_path, "--from", today, "--to", today))) >= 1
+    assert read_csv(export(tmp_path, "--from", "2001-01-01", "--to", "2001-01-31")) == []
+    paid_since = read_csv(export(tmp_path, "--date-field", "paid", "--from", "2001-01-01"))
+    assert len(paid_since) == len(paid)
+
+
+def test_every_export_is_logged_with_who_and_when(ledger, tmp_path):
+    export(tmp_path, "--state", "approved")
+    entry = FinanceLog.objects.filter(action="report_exported").get()
+    assert entry.actor.startswith("cli:")
+    assert entry.details["filters"]["state"] == "approved"
+    assert entry.details["rows"] == Reward.objects.filter(state="approved").count()
+    assert entry.created_at is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2026-03-02", "--to", "2026-03-01"], "to must not be before from"),
+        (["--from", "2026-02-30"], "from must be a date"),
+        (["--from", ""], ""),  # empty: no bound, not an error
+        (["--campaign", "nope"], "no campaign 'nope'"),
+        (["--state", "owed"], "state must be one of"),
+        (["--date-field", "refunded"], "date_field must be one of"),
+        (["--batch", "999"], "no payout batch"),
+    ],
+)
+def test_bad_filters_are_refused_and_nothing_is_written(tmp_path, db, args, message):
+    out = tmp_path / "r.csv"
+    if not message:
+        call_command("export_rewards", *args, "-o", str(out), stdout=io.StringIO())
+        assert out.exists()
+        return
+    with pytest.raises(CommandError, match=message):
+        call_command("export_rewards", *args, "-o", str(out), stdout=io.StringIO())
+    assert not out.exists()
+    assert not FinanceLog.objects.exists()
+
+
+def test_an_unknown_format_and_an_unwritable_path_are_refused(tmp_path, db):
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("export_rewards", "--format", "pdf", "-o", str(tmp_path / "r.pdf"))
+    with pytest.raises(CommandError, match="Cannot write"):
+        call_command("export_rewards", "-o", str(tmp_path / "missing" / "r.csv"))
+
+
+def test_an_empty_report_is_the_header_alone(tmp_path, db):
+    path = export(tmp_path)
+    assert path.read_bytes() == b"\xef\xbb\xbf" + ",".join(COLUMNS).encode() + b"\r\n"
+    book = openpyxl.load_workbook(export(tmp_path, name="e.xlsx"))
+    assert list(book["Totals"].iter_rows(values_only=True)) == [
+        ("currency", "state", "rows", "amount")
+    ]
