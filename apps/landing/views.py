@@ -25,6 +25,7 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -323,6 +324,12 @@ def personal_page(request: HttpRequest, token: str) -> HttpResponse:
 # --- QR codes and the poster ---------------------------------------------------------
 
 
+def _image_key(identity: str) -> tuple[str, str]:
+    """(ETag digest, cache key) of an image drawn from `identity`."""
+    digest = hashlib.sha256(f"{IMAGE_VERSION}\n{identity}".encode()).hexdigest()[:32]
+    return digest, f"fission:image:{digest}"
+
+
 def _image(
     request: HttpRequest,
     *,
@@ -336,13 +343,12 @@ def _image(
     `identity` is everything the image is drawn from, so the same text means the same
     bytes: a change of SITE_URL, copy or name makes a new image, and no stale one.
     """
-    digest = hashlib.sha256(f"{IMAGE_VERSION}\n{identity}".encode()).hexdigest()[:32]
+    digest, cache_key = _image_key(identity)
     etag = f'"{digest}"'
     not_modified = get_conditional_response(request, etag=etag)
     if not_modified is not None:
         not_modified["ETag"] = etag
         return not_modified
-    cache_key = f"fission:image:{digest}"
     body = cache.get(cache_key)
     if body is None:
         body = render_bytes()
@@ -379,12 +385,11 @@ def qr_code_png(request: HttpRequest, token: str) -> HttpResponseBase:
     )
 
 
-@require_safe
-def poster(request: HttpRequest, token: str) -> HttpResponseBase:
-    participant = _participant(token)
+def _poster_texts(participant: Participant, language: str) -> dict[str, str]:
+    """What the poster shows, in the active language (gettext) and `language`'s copy."""
     campaign = participant.campaign
-    copy = campaign.landing_copy(request.LANGUAGE_CODE)
-    texts = {
+    copy = campaign.landing_copy(language)
+    return {
         "headline": copy.headline if copy else campaign.name,
         "name_line": _("%(name)s invites you") % {"name": participant.name}
         if participant.name
@@ -393,7 +398,28 @@ def poster(request: HttpRequest, token: str) -> HttpResponseBase:
         "reward": copy.reward_text if copy else "",
         "caption": _("Scan to join"),
     }
-    identity = "\n".join(["poster.png", repr(current_font_source()), *texts.values()])
+
+
+def _poster_identity(texts: dict[str, str]) -> str:
+    return "\n".join(["poster.png", repr(current_font_source()), *texts.values()])
+
+
+def forget_cached_images(participant: Participant) -> None:
+    """Drop the participant's posters (which show their name) from the image cache, in
+    every language: called before their personal data is erased."""
+    keys = []
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            identity = _poster_identity(_poster_texts(participant, language))
+        keys.append(_image_key(identity)[1])
+    cache.delete_many(keys)
+
+
+@require_safe
+def poster(request: HttpRequest, token: str) -> HttpResponseBase:
+    participant = _participant(token)
+    texts = _poster_texts(participant, request.LANGUAGE_CODE)
+    identity = _poster_identity(texts)
     return _image(
         request,
         identity=identity,
