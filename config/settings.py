@@ -144,10 +144,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # for AXES_COOLOFF_MINUTES (HTTP 429). Counts live in the cache (CACHE_URL: use Redis
 # with several web processes), under hashed keys: no address is stored in the database.
 # force_login (tests) does not authenticate and is not counted.
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
+# One backend (axes's check in front of Django's model backend), so that code asking
+# "who has this permission" (User.objects.with_perm) needs to name none.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesBackend"]
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)

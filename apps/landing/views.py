@@ -47,10 +47,17 @@ from apps.referrals.selectors import (
     participant_progress,
     referral_first_names,
 )
-from apps.referrals.services import click_record, participant_join
+from apps.referrals.services import (
+    ParticipantBlocked,
+    click_record,
+    participant_join,
+    participant_withdraw_consent,
+)
+from apps.trust.privacy import TooManyExports, data_export_request, is_erased
+from apps.trust.services import consent_text_version
 
 from . import cookies
-from .errors import rate_limited
+from .errors import error_page, rate_limited
 from .forms import JoinForm
 from .poster import current_font_source, render_poster
 
@@ -234,6 +241,12 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
         return _landing(request, campaign, form, explicit_code=explicit_code, status=400)
 
     inviter, channel = _inviter(request, campaign, form.cleaned_data["ref"])
+    # The exact words the person agreed to, stored once per version and language.
+    consent_version = consent_text_version(
+        version=settings.FISSION["CONSENT_VERSION"],
+        language=request.LANGUAGE_CODE,
+        text=str(form.fields["consent"].label),
+    )
     try:
         participant, _created = participant_join(
             campaign=campaign,
@@ -241,10 +254,11 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
             name=form.cleaned_data["name"],
             referrer=inviter,
             consent=form.cleaned_data["consent"],
-            consent_version=settings.FISSION["CONSENT_VERSION"],
+            consent_version=consent_version,
             channel=channel or "web",
             language=request.LANGUAGE_CODE,
-            ip_hash=ip_hash(client_ip(request)),
+            client_ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
             visitor_id=cookies.visitor_id(request),
             # Someone who followed their own link is coming back to their own page.
             ignore_self_referral=True,
@@ -258,6 +272,18 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
         if not exc.fields and campaign.is_open():
             form.add_error(None, _("We could not add you just now. Please try again."))
         status = exc.status if 400 <= exc.status < 600 else 400
+        return _landing(request, campaign, form, explicit_code=explicit_code, status=status)
+    if participant.status == Participant.Status.BLOCKED:
+        # Refused, without saying by which rule (that would teach a cheat what to
+        # change); the person is told how to ask a person to look at it.
+        form.add_error(
+            None,
+            _(
+                "We could not add you to this campaign. If you think this is a mistake, "
+                "please contact the organiser: a person will look at it."
+            ),
+        )
+        status = ParticipantBlocked.status
         return _landing(request, campaign, form, explicit_code=explicit_code, status=status)
     return HttpResponseSeeOther(reverse("landing:personal", args=[participant.token]))
 
@@ -314,11 +340,44 @@ def personal_page(request: HttpRequest, token: str) -> HttpResponse:
         "referral_count": referral_count,
         "more_referrals": referral_count - len(names),
         "is_open": campaign.is_open(),
+        "done": request.GET.get("done", ""),
     }
     response = render(request, "landing/personal.html", context)
     # The address is the participant's key to this page: keep it out of search engines.
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
+
+
+@require_POST
+def withdraw_consent(request: HttpRequest, token: str) -> HttpResponse:
+    """The person wants no more messages (CSRF-protected form on the personal page)."""
+    participant = _participant(token)
+    participant_withdraw_consent(participant=participant)
+    return HttpResponseSeeOther(reverse("landing:personal", args=[token]) + "?done=withdrawn")
+
+
+@require_POST
+def request_data_export(request: HttpRequest, token: str) -> HttpResponse:
+    """Send the person everything held about them, by email, to their own address: the
+    page's token proves they are the person, the address that it goes only to them."""
+    participant = _participant(token)
+    if is_erased(participant):
+        raise Http404("erased")
+    try:
+        data_export_request(participant=participant)
+    except TooManyExports:
+        response = error_page(
+            request,
+            status=429,
+            title=_("Already on its way"),
+            message=_(
+                "You asked for your data a short while ago: please look in your mailbox "
+                "(and its spam folder). You can ask again tomorrow."
+            ),
+        )
+        response["Retry-After"] = str(24 * 3600)
+        return response
+    return HttpResponseSeeOther(reverse("landing:personal", args=[token]) + "?done=export")
 
 
 # --- QR codes and the poster ---------------------------------------------------------

@@ -74,8 +74,13 @@ class Participant(models.Model):
     join_visitor_id = models.CharField(max_length=64, blank=True, editable=False)
     # What the fraud rules compare at later joins: the device class of the browser, and
     # the keyed hash of the /24 (IPv6: /48) around the address. Never the address itself.
-    join_ua_class = models.CharField(max_length=8, blank=True, editable=False)
-    join_network_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # Database defaults too, for writers that bypass the ORM (generate_load_data's COPY).
+    join_ua_class = models.CharField(
+        max_length=8, blank=True, editable=False, default="", db_default=""
+    )
+    join_network_hash = models.CharField(
+        max_length=64, blank=True, editable=False, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["-joined_at"]
