@@ -22,10 +22,11 @@ class FraudFlagInline(admin.TabularInline):
     model = FraudFlag
     extra = 0
     can_delete = False
-    fields = readonly_fields = [
+    fields = (
         "code", "score", "action", "reason", "evidence", "created_at", "resolution",
         "resolved_by", "resolved_at", "resolution_note",
-    ]  # fmt: skip
+    )  # fmt: skip
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -420,9 +420,9 @@ __all__ = [
     "EventResult",
     "conversion_ingest",
     "conversion_record_signup",
+    "referral_standing_changed",
     "rewards_approve",
     "rewards_mark_paid",
     "rewards_reject",
-    "referral_standing_changed",
     "rewards_release_due",
 ]

@@ -115,9 +115,9 @@ class FraudFlagAdmin(admin.ModelAdmin):
         "participant_link", ("code", "score", "action"), "reason", "evidence_text",
         "created_at", ("resolution", "resolved_by", "resolved_at"), "resolution_note",
     ]  # fmt: skip
-    readonly_fields = fields[:1] + [
-        "code", "score", "action", "reason", "evidence_text", "created_at", "resolution",
-        "resolved_by", "resolved_at", "resolution_note",
+    readonly_fields = [
+        "participant_link", "code", "score", "action", "reason", "evidence_text",
+        "created_at", "resolution", "resolved_by", "resolved_at", "resolution_note",
     ]  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:

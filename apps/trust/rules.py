@@ -275,8 +275,7 @@ def _bursts(
         found.append(
             finding(
                 FraudRule.IP_BURST,
-                f"{counts['address'] + 1} joins from one address within "
-                f"{_span(ip_rule.window)}",
+                f"{counts['address'] + 1} joins from one address within {_span(ip_rule.window)}",
                 joins_in_window=counts["address"] + 1,
                 window_seconds=int(ip_rule.window.total_seconds()),
             )
@@ -285,8 +284,7 @@ def _bursts(
         found.append(
             finding(
                 FraudRule.NETWORK_BURST,
-                f"{counts['network'] + 1} joins from one network within "
-                f"{_span(net_rule.window)}",
+                f"{counts['network'] + 1} joins from one network within {_span(net_rule.window)}",
                 joins_in_window=counts["network"] + 1,
                 window_seconds=int(net_rule.window.total_seconds()),
             )

@@ -184,15 +184,16 @@ def _review(participant_id: int, *, decision: str, actor: str, note: str) -> boo
     )
     if decision == OVERTURN:
         reason = f"fraud review: {what} overturned" + (f" ({note})" if note else "")
-        ids = held_for_them.filter(participant__status=Status.ACTIVE).values_list("pk", flat=True)
-        rewards_approve(reward_ids=list(ids), actor=actor, reason=reason)
+        cleared = held_for_them.filter(participant__status=Status.ACTIVE)
+        rewards_approve(
+            reward_ids=list(cleared.values_list("pk", flat=True)), actor=actor, reason=reason
+        )
     else:
         reason = f"fraud review: {what} upheld" + (f" ({note})" if note else "")
         unpaid = Reward.objects.filter(participant=participant, state__in=UNPAID_STATES)
-        ids = set(unpaid.values_list("pk", flat=True)) | set(
-            held_for_them.values_list("pk", flat=True)
-        )
-        rewards_reject(reward_ids=sorted(ids), actor=actor, reason=reason)
+        rejected = set(unpaid.values_list("pk", flat=True))
+        rejected |= set(held_for_them.values_list("pk", flat=True))
+        rewards_reject(reward_ids=sorted(rejected), actor=actor, reason=reason)
     if before != after:
         referral_standing_changed(participant=participant, actor=actor, reason=reason)
     return True
