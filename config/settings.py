@@ -146,7 +146,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # force_login (tests) does not authenticate and is not counted.
 # One backend (axes's check in front of Django's model backend), so that code asking
 # "who has this permission" (User.objects.with_perm) needs to name none.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesBackend"]
+AUTHENTICATION_BACKENDS = ["apps.trust.axes.LockoutBackend"]
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)

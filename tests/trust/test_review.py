@@ -49,7 +49,7 @@ def act(client, url: str, action: str, ids: list[int], reason: str = ""):
 
 
 def test_a_flagged_friend_does_not_count_toward_tiers(friends, alice):
-    bob, carol, grab = friends
+    _bob, _carol, grab = friends
     assert grab.status == "flagged"
     assert qualified_referral_count(alice) == 2
     assert tiers(alice) == []

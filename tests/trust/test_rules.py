@@ -94,7 +94,11 @@ def test_the_api_flags_the_same_address_and_device_as_the_referrer(api, campaign
     assert response.status_code == 201
     sock = Participant.objects.get(pk=response.json()["id"])
     flag = sock.flags.get()
-    assert (flag.code, flag.score, flag.evidence) == ("self_referral", 50, {"matched": ["ip_and_device"]})
+    assert (flag.code, flag.score, flag.evidence) == (
+        "self_referral",
+        50,
+        {"matched": ["ip_and_device"]},
+    )
     detail = api.get(f"/api/v1/participants/{sock.pk}/").json()
     assert detail["status"] == "flagged"
     assert detail["flags"] == [{"code": "self_referral", "score": 50, "reason": flag.reason}]
