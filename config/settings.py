@@ -146,7 +146,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # force_login (tests) does not authenticate and is not counted.
 # One backend (axes's check in front of Django's model backend), so that code asking
 # "who has this permission" (User.objects.with_perm) needs to name none.
-AUTHENTICATION_BACKENDS = ["apps.trust.axes.LockoutBackend"]
+AUTHENTICATION_BACKENDS = ["apps.trust.lockout.LockoutBackend"]
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
@@ -155,7 +155,7 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 # The same client address as everywhere else (TRUSTED_PROXIES decides), and in logs only
 # its keyed hash.
 AXES_CLIENT_IP_CALLABLE = "apps.common.ip.client_ip"
-AXES_CLIENT_STR_CALLABLE = "apps.trust.axes.client_str"
+AXES_CLIENT_STR_CALLABLE = "apps.trust.lockout.client_str"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "trust/lockout.html"
 # The in-process cache is right for one development process; axes warns about it for

@@ -64,7 +64,9 @@ def test_the_admin_is_for_staff_only(db):
         assert response.status_code == 302 and response["Location"].startswith(LOGIN)
 
 
-def test_check_deploy_is_clean_with_production_settings(settings):
+def test_check_deploy_is_clean_with_production_settings(settings, monkeypatch):
+    # Set by the browser tests' conftest for Playwright's event loop: a test-run artefact.
+    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)
     settings.DEBUG = False
     settings.SECRET_KEY = "pR0d-" + "k3y-w1th-m4ny-d1ff3r3nt-ch4r5-and-enough-length-XYZ"
     settings.ALLOWED_HOSTS = ["fission.example.com"]

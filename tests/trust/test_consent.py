@@ -81,3 +81,8 @@ def test_withdrawing_from_the_personal_page_stops_all_messages(alice):
 def test_withdrawing_needs_a_post_and_a_real_page(alice):
     assert Client().get(f"/p/{alice.token}/consent/withdraw").status_code == 405
     assert Client().post("/p/" + "x" * 32 + "/consent/withdraw").status_code == 404
+
+
+def test_the_personal_pages_privacy_section_is_in_chinese_for_a_chinese_browser(alice):
+    html = Client().get(f"/p/{alice.token}/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert "消息与你的数据" in html and "停止接收所有消息" in html and "把我的数据发到我的邮箱" in html
