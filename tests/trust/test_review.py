@@ -211,7 +211,7 @@ def test_a_campaign_whose_host_never_reports_comebacks_is_not_judged(campaign):
 
 
 def test_the_nightly_check_can_block(farm, campaign):
-    gina, alice = farm
+    _gina, alice = farm
     set_rule(campaign, "dead_referrals", "block", threshold=5, min_share="0.9")
     check_referral_quality()
     alice.refresh_from_db()
