@@ -13,7 +13,10 @@ LOGIN = "/admin/login/"
 
 
 @pytest.fixture
-def olga(db):
+def olga(db, settings):
+    # A fast hasher: each sign-in attempt checks a password, and the default hasher is
+    # slow on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return get_user_model().objects.create_superuser("olga", "olga@example.com", "pw-olga-123")
 
 
