@@ -8,6 +8,7 @@ DEBUG=true). With DEBUG false, SECRET_KEY must be given and the TLS switches def
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "csp",
+    "axes",
     "apps.common",
     "apps.campaigns",
     "apps.referrals",
@@ -75,6 +77,7 @@ INSTALLED_APPS = [
     "apps.analytics",
     "apps.notifications",
     "apps.exports",
+    "apps.trust",
 ]
 
 MIDDLEWARE = [
@@ -88,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during login into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -135,6 +140,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Admin sign-in (the only password login) goes through django-axes first: after
+# AXES_FAILURE_LIMIT failed tries from one client address, that address is locked out
+# for AXES_COOLOFF_MINUTES (HTTP 429). Counts live in the cache (CACHE_URL: use Redis
+# with several web processes), under hashed keys: no address is stored in the database.
+# force_login (tests) does not authenticate and is not counted.
+# One backend (axes's check in front of Django's model backend), so that code asking
+# "who has this permission" (User.objects.with_perm) needs to name none.
+AUTHENTICATION_BACKENDS = ["apps.trust.lockout.LockoutBackend"]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# The same client address as everywhere else (TRUSTED_PROXIES decides), and in logs only
+# its keyed hash.
+AXES_CLIENT_IP_CALLABLE = "apps.common.ip.client_ip"
+AXES_CLIENT_STR_CALLABLE = "apps.trust.lockout.client_str"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "trust/lockout.html"
+# The in-process cache is right for one development process; axes warns about it for
+# production (check --deploy), where CACHE_URL must name a shared cache.
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
+if DEBUG and CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+    SILENCED_SYSTEM_CHECKS.append("axes.W001")
 
 # --- Internationalisation -------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -296,6 +326,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.notifications.tasks.messages_send_due",
         "schedule": env.float("MESSAGE_SWEEP_EVERY_SECONDS", default=60.0),
     },
+    # Trust: clicks past their retention are rolled up into the daily snapshots (after
+    # the night's snapshot run) and deleted; inviters whose friends never come back are
+    # flagged for review.
+    "trust-purge-old-clicks": {
+        "task": "apps.trust.tasks.purge_old_clicks",
+        "schedule": crontab(hour=1, minute=10),
+    },
+    "trust-referral-quality": {
+        "task": "apps.trust.tasks.check_referral_quality",
+        "schedule": crontab(hour=1, minute=40),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------
@@ -305,7 +346,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # axes announces its version at every start; its lockouts are warnings.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # --- Fission --------------------------------------------------------------------------
@@ -349,4 +394,11 @@ FISSION = {
     # Seconds a background export may run (a million rows of XLSX take a few minutes);
     # a job still "running" after this is taken to have lost its worker and may rerun.
     "EXPORT_JOB_TIME_LIMIT": env.int("EXPORT_JOB_TIME_LIMIT", default=3600),
+    # Days clicks on invite links are kept; older ones are rolled up into the daily
+    # snapshots and deleted every night. At least 30 (the snapshots' refresh needs them).
+    "CLICK_RETENTION_DAYS": env.int("CLICK_RETENTION_DAYS", default=180),
+    # Data exports one person may ask for by email (personal page) per day.
+    "DATA_EXPORTS_PER_DAY": env.int("DATA_EXPORTS_PER_DAY", default=3),
 }
+if FISSION["CLICK_RETENTION_DAYS"] < 30:
+    raise ImproperlyConfigured("CLICK_RETENTION_DAYS must be at least 30.")

@@ -43,6 +43,10 @@ class StatsSerializer(serializers.Serializer):
     c = serializers.FloatField(help_text="Conversion: referred / visitors.")
     k = serializers.FloatField(help_text="K = i × c = referred / participants.")
     k_qualified = serializers.FloatField(help_text="K counting only referees who qualified.")
+    k_quality = serializers.FloatField(
+        help_text="K counting only referees who qualified and are not flagged or blocked by "
+        "the fraud rules: the referrals that count toward tiers."
+    )
     generations = GenerationSerializer(many=True)
     cohorts = CohortSerializer(many=True)
     cycle_time_hours = serializers.FloatField(allow_null=True)

@@ -351,6 +351,7 @@ def report_from_dict(data: dict[str, Any]) -> KReport:
         ],
         cycle_time_hours=data["cycle_time_hours"],
         amplification=data["amplification"],
+        k_quality=data.get("k_quality"),
     )
 
 

@@ -26,6 +26,7 @@ from django.db.models import (
     F,
     Q,
     QuerySet,
+    Sum,
 )
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -33,7 +34,9 @@ from django.utils import timezone
 from apps.campaigns.models import Campaign
 from apps.common.names import leaderboard_name
 from apps.referrals.models import Click, Participant
+from apps.trust.models import ClickRetention
 
+from .models import DailySnapshot
 from .projection import amplification as amplification_of
 from .ranges import in_range, site_tz
 
@@ -82,6 +85,9 @@ class KReport:
     cohorts: list[Cohort] = field(default_factory=list)
     cycle_time_hours: float | None = None
     amplification: float | None = None
+    # K counting only referees who qualified and are not flagged or blocked: what tiers
+    # count. Beside the contract's fields; None in snapshots stored before it existed.
+    k_quality: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +99,7 @@ class KReport:
             "c": self.c,
             "k": self.k,
             "k_qualified": self.k_qualified,
+            "k_quality": self.k_quality,
             "generations": [
                 {"generation": g.generation, "size": g.size, "k": g.k} for g in self.generations
             ],
@@ -167,7 +174,36 @@ def figures(campaign: Campaign, date_from: date | None, date_to: date | None) ->
     )
 
 
+def frozen_through(campaign_id: int) -> date | None:
+    """The last local day whose clicks were rolled up into the daily snapshots for good
+    (and may be deleted: apps.trust.retention); None while every click is kept."""
+    return (
+        ClickRetention.objects.filter(campaign_id=campaign_id)
+        .values_list("frozen_through", flat=True)
+        .first()
+    )
+
+
 def visitor_count(campaign: Campaign, date_from: date | None, date_to: date | None) -> int:
+    """Distinct visitors in the range. Days whose clicks are past their retention count
+    from their daily snapshots: the sum of each day's distinct visitors, so a visitor
+    who came on several such days counts once a day (the clicks that would tell are
+    gone)."""
+    frozen = frozen_through(campaign.pk)
+    if frozen is None or (date_from is not None and date_from > frozen):
+        return _distinct_visitors(campaign, date_from, date_to)
+    stored = DailySnapshot.objects.filter(
+        campaign_id=campaign.pk, date__lte=frozen if date_to is None else min(frozen, date_to)
+    )
+    if date_from is not None:
+        stored = stored.filter(date__gte=date_from)
+    total = stored.aggregate(v=Sum("visitors"))["v"] or 0
+    if date_to is None or date_to > frozen:
+        total += _distinct_visitors(campaign, frozen + timedelta(days=1), date_to)
+    return int(total)
+
+
+def _distinct_visitors(campaign: Campaign, date_from: date | None, date_to: date | None) -> int:
     # COUNT(*) over SELECT DISTINCT, not COUNT(DISTINCT ...): PostgreSQL hashes the former
     # and sorts the latter, and on millions of clicks the hash is about twice as fast.
     return visits(campaign, date_from, date_to).values("visitor_id").distinct().count()
@@ -337,6 +373,15 @@ def _report(
         r=Count("id", filter=Q(referrer_id__isnull=False)),
         # The rewards engine records qualification; the report only reads it.
         rq=Count("id", filter=Q(referrer_id__isnull=False, qualified_at__isnull=False)),
+        # Quality: of those, the ones the fraud rules did not hold (what tiers count).
+        rqa=Count(
+            "id",
+            filter=Q(
+                referrer_id__isnull=False,
+                qualified_at__isnull=False,
+                status=Participant.Status.ACTIVE,
+            ),
+        ),
     )
     base = Figures(
         participants=counts["n"],
@@ -353,6 +398,7 @@ def _report(
         c=base.c,
         k=k,
         k_qualified=ratio(counts["rq"], base.participants),
+        k_quality=ratio(counts["rqa"], base.participants),
         generations=generations(campaign, date_from, date_to),
         cohorts=cohorts(campaign, date_from, date_to, today=today),
         cycle_time_hours=cycle_time_hours(campaign, date_from, date_to),

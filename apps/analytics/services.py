@@ -14,9 +14,9 @@ from django.utils import timezone, translation
 from apps.campaigns.models import Campaign
 
 from .alerts import alert_recipients, alert_text, fallen_factor
-from .dashboard import daily_series, dashboard_extras, first_day
+from .dashboard import Day, daily_series, dashboard_extras, first_day
 from .models import DailySnapshot, KAlert
-from .selectors import Figures, figures, kfactor_report, report_transaction
+from .selectors import Figures, figures, frozen_through, kfactor_report, report_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -51,33 +51,71 @@ def snapshot_campaign(*, campaign_id: int, through: date, rebuild: bool = False)
         series = daily_series(campaign, start, through)
     report = kfactor_report(campaign, None, through).as_dict()
     extras = dashboard_extras(campaign, through)
-    now = timezone.now()
-    rows = [
-        DailySnapshot(
-            campaign_id=campaign_id,
-            date=day.date,
-            joined=day.joined,
-            referred=day.referred,
-            visitors=day.visitors,
-            visitors_7d=day.visitors_7d,
-            computed_at=now,
-        )
-        for day in series
-    ]
     with transaction.atomic():
-        # INSERT ... ON CONFLICT (campaign, date) DO UPDATE: a re-run, or two at once,
-        # leave one row a day. The report columns of older rows are left as they were.
+        written = _upsert_days(campaign_id, series)
+        DailySnapshot.objects.filter(campaign_id=campaign_id, date=through).update(
+            report=report, extras=extras
+        )
+    return written
+
+
+def _upsert_days(campaign_id: int, series: list[Day]) -> int:
+    """Write the daily rows: INSERT ... ON CONFLICT (campaign, date) DO UPDATE, so a
+    re-run, or two at once, leave one row a day. The report columns of older rows are
+    left as they were.
+
+    Days whose clicks are past their retention (frozen: apps.trust.retention) keep their
+    visitor figures: the clicks they were counted from may be gone. So do the 7-day
+    visitors of the week after them, which reach back into those days.
+    """
+    now = timezone.now()
+    frozen = frozen_through(campaign_id)
+    groups: dict[tuple[str, ...], list[DailySnapshot]] = {}
+    for day in series:
+        fields: tuple[str, ...] = ("joined", "referred", "visitors", "visitors_7d")
+        if frozen is not None and day.date <= frozen:
+            fields = ("joined", "referred")
+        elif frozen is not None and day.date < frozen + timedelta(days=7):
+            fields = ("joined", "referred", "visitors")
+        groups.setdefault(fields, []).append(
+            DailySnapshot(
+                campaign_id=campaign_id,
+                date=day.date,
+                joined=day.joined,
+                referred=day.referred,
+                visitors=day.visitors,
+                visitors_7d=day.visitors_7d,
+                computed_at=now,
+            )
+        )
+    for fields, rows in groups.items():
         DailySnapshot.objects.bulk_create(
             rows,
             update_conflicts=True,
             unique_fields=["campaign", "date"],
-            update_fields=["joined", "referred", "visitors", "visitors_7d", "computed_at"],
+            update_fields=[*fields, "computed_at"],
             batch_size=500,
         )
-        DailySnapshot.objects.filter(campaign_id=campaign_id, date=through).update(
-            report=report, extras=extras
-        )
-    return len(rows)
+    return len(series)
+
+
+def snapshot_fill_days(*, campaign_id: int, through: date) -> int:
+    """Roll the click log up into the daily rows up to `through`, before its clicks are
+    deleted (apps.trust.retention): every day after the last frozen one is computed from
+    the clicks, which are all still there. Returns the number of days written."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    start = first_day(campaign) if campaign else None
+    if campaign is None or start is None:
+        return 0
+    frozen = frozen_through(campaign_id)
+    if frozen is not None:
+        start = max(start, frozen + timedelta(days=1))
+    if start > through:
+        return 0
+    with report_transaction():
+        series = daily_series(campaign, start, through)
+    with transaction.atomic():
+        return _upsert_days(campaign_id, series)
 
 
 def _still_low(campaign: Campaign, current: Figures, alert: KAlert) -> bool:

@@ -144,6 +144,21 @@ class ParticipantRegisterSerializer(serializers.Serializer):
     consent = serializers.BooleanField(
         help_text="The person agreed to the campaign's terms and to being contacted."
     )
+    ip = serializers.IPAddressField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The person's IP address as your application saw it, for the fraud rules. "
+        "Only a keyed hash is kept.",
+    )
+    user_agent = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text="The person's browser User-Agent, for the fraud rules. Only its device "
+        "class (phone, tablet, desktop…) is kept.",
+    )
 
 
 class ParticipantSerializer(serializers.ModelSerializer):

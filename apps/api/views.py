@@ -15,7 +15,7 @@ from apps.campaigns import selectors as campaign_selectors
 from apps.campaigns.services import KEEP, campaign_save
 from apps.notifications.services import notify_joined
 from apps.referrals import selectors as referral_selectors
-from apps.referrals.services import participant_join, resolve_referrer
+from apps.referrals.services import participant_join, refuse_if_blocked, resolve_referrer
 
 from .serializers import (
     CampaignSerializer,
@@ -105,11 +105,15 @@ class ParticipantRegisterView(GenericAPIView):
     @extend_schema(
         summary="Register a participant",
         description="Idempotent by email (normalised) and by external_id: the same person "
-        "again gets 200 with the same body.",
+        "again gets 200 with the same body. The campaign's fraud rules look at the join "
+        "(give `ip` and `user_agent` for the rules that need them): a flagged person is "
+        "registered as usual (201) and held for review; a blocked one gets 403 "
+        "`participant_blocked` and no link.",
         request=ParticipantRegisterSerializer,
         responses={
             201: ParticipantSerializer,
             200: OpenApiResponse(ParticipantSerializer, "Already registered: the same body."),
+            403: OpenApiResponse(ERROR, "participant_blocked: refused by the fraud rules."),
             409: ERRORS[400],
             **ERRORS,
         },
@@ -129,7 +133,10 @@ class ParticipantRegisterView(GenericAPIView):
             consent=data["consent"],
             consent_version="api",
             channel="api",
+            client_ip=data["ip"],
+            user_agent=data["user_agent"],
         )
+        refuse_if_blocked(participant)
         if created:
             # The host vouches for its users' addresses: a welcome, no verification email.
             notify_joined(participant=participant, verify_email=False)

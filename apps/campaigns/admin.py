@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.analytics.alerts import alert_text, open_alerts
 from apps.analytics.views import campaign_dashboard
+from apps.trust.admin import CampaignAllowlistInline, FraudRuleSettingInline
 
 from .models import Campaign, CommissionLevel, LandingCopy, RefereeReward, RewardTier
 
@@ -61,7 +62,14 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
-    inlines = [LandingCopyInline, RewardTierInline, RefereeRewardInline, CommissionLevelInline]
+    inlines = [
+        LandingCopyInline,
+        RewardTierInline,
+        RefereeRewardInline,
+        CommissionLevelInline,
+        FraudRuleSettingInline,
+        CampaignAllowlistInline,
+    ]
     fieldsets = [
         (None, {"fields": ["name", "slug", "status", ("starts_at", "ends_at")]}),
         (

@@ -59,10 +59,38 @@ def ip_hash(ip: str, *, key_index: int = 0) -> str:
     return hmac.new(_keys()[key_index], ip.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def ip_hashes(ip: str) -> tuple[str, ...]:
+    """The hash of `ip` under the current key and every fallback key, current first.
+
+    Rules that compare a new address with ones stored earlier use all of them, so that
+    rotating IP_HASH_KEY (the old key moves to IP_HASH_KEY_FALLBACKS) does not make an
+    address hashed last week look new today.
+    """
+    if not ip:
+        return ()
+    return tuple(ip_hash(ip, key_index=n) for n in range(len(_keys())))
+
+
+def _network(ip: str) -> str:
+    address = ipaddress.ip_address(ip)
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
 def network_hash(ip: str) -> str:
     """The keyed hash of the /24 (IPv4) or /48 (IPv6) network around `ip`."""
     if not _is_ip(ip):
         return ""
-    address = ipaddress.ip_address(ip)
-    prefix = 24 if address.version == 4 else 48
-    return ip_hash(str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False)))
+    return ip_hash(_network(ip))
+
+
+def network_hashes(ip: str) -> tuple[str, ...]:
+    """`network_hash` under the current key and every fallback key, current first."""
+    if not _is_ip(ip):
+        return ()
+    return ip_hashes(_network(ip))
+
+
+def in_networks(ip: str, networks: list[str]) -> bool:
+    """Whether `ip` is in one of `networks` (CIDR strings); False for a non-address."""
+    return _in_networks(ip, networks)

@@ -15,4 +15,6 @@ urlpatterns = [
     path("p/<str:token>/qr.svg", views.qr_code_svg, name="qr-svg"),
     path("p/<str:token>/qr.png", views.qr_code_png, name="qr-png"),
     path("p/<str:token>/poster.png", views.poster, name="poster"),
+    path("p/<str:token>/consent/withdraw", views.withdraw_consent, name="withdraw-consent"),
+    path("p/<str:token>/my-data", views.request_data_export, name="data-export"),
 ]

@@ -25,6 +25,7 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
@@ -50,12 +51,19 @@ from apps.referrals.selectors import (
     participant_progress,
     referral_first_names,
 )
-from apps.referrals.services import click_record, participant_join
+from apps.referrals.services import (
+    ParticipantBlocked,
+    click_record,
+    participant_join,
+    participant_withdraw_consent,
+)
 from apps.rewards.models import Reward
 from apps.rewards.selectors import participant_rewards, reward_totals
+from apps.trust.privacy import TooManyExports, data_export_request, is_erased
+from apps.trust.services import consent_text_version
 
 from . import cookies
-from .errors import rate_limited
+from .errors import error_page, rate_limited
 from .forms import JoinForm
 from .poster import current_font_source, render_poster
 
@@ -239,6 +247,12 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
         return _landing(request, campaign, form, explicit_code=explicit_code, status=400)
 
     inviter, channel = _inviter(request, campaign, form.cleaned_data["ref"])
+    # The exact words the person agreed to, stored once per version and language.
+    consent_version = consent_text_version(
+        version=settings.FISSION["CONSENT_VERSION"],
+        language=request.LANGUAGE_CODE,
+        text=str(form.fields["consent"].label),
+    )
     try:
         participant, created = participant_join(
             campaign=campaign,
@@ -246,10 +260,11 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
             name=form.cleaned_data["name"],
             referrer=inviter,
             consent=form.cleaned_data["consent"],
-            consent_version=settings.FISSION["CONSENT_VERSION"],
+            consent_version=consent_version,
             channel=channel or "web",
             language=request.LANGUAGE_CODE,
-            ip_hash=ip_hash(client_ip(request)),
+            client_ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
             visitor_id=cookies.visitor_id(request),
             # Someone who followed their own link is coming back to their own page.
             ignore_self_referral=True,
@@ -263,6 +278,18 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
         if not exc.fields and campaign.is_open():
             form.add_error(None, _("We could not add you just now. Please try again."))
         status = exc.status if 400 <= exc.status < 600 else 400
+        return _landing(request, campaign, form, explicit_code=explicit_code, status=status)
+    if participant.status == Participant.Status.BLOCKED:
+        # Refused, without saying by which rule (that would teach a cheat what to
+        # change); the person is told how to ask a person to look at it.
+        form.add_error(
+            None,
+            _(
+                "We could not add you to this campaign. If you think this is a mistake, "
+                "please contact the organiser: a person will look at it."
+            ),
+        )
+        status = ParticipantBlocked.status
         return _landing(request, campaign, form, explicit_code=explicit_code, status=status)
     if created:
         # Double opt-in where the campaign qualifies on a verified sign-up, else a welcome.
@@ -329,6 +356,7 @@ def personal_page(request: HttpRequest, token: str) -> HttpResponse:
         "referral_count": referral_count,
         "more_referrals": referral_count - len(names),
         "is_open": campaign.is_open(),
+        "done": request.GET.get("done", ""),
     }
     response = render(request, "landing/personal.html", context)
     # The address is the participant's key to this page: keep it out of search engines.
@@ -363,7 +391,45 @@ def _reward_row(reward: Reward) -> dict[str, str]:
     return {"what": what, "amount": amount if reward.amount else "", "state": state}
 
 
+@require_POST
+def withdraw_consent(request: HttpRequest, token: str) -> HttpResponse:
+    """The person wants no more messages (CSRF-protected form on the personal page)."""
+    participant = _participant(token)
+    participant_withdraw_consent(participant=participant)
+    return HttpResponseSeeOther(reverse("landing:personal", args=[token]) + "?done=withdrawn")
+
+
+@require_POST
+def request_data_export(request: HttpRequest, token: str) -> HttpResponse:
+    """Send the person everything held about them, by email, to their own address: the
+    page's token proves they are the person, the address that it goes only to them."""
+    participant = _participant(token)
+    if is_erased(participant):
+        raise Http404("erased")
+    try:
+        data_export_request(participant=participant)
+    except TooManyExports:
+        response = error_page(
+            request,
+            status=429,
+            title=_("Already on its way"),
+            message=_(
+                "You asked for your data a short while ago: please look in your mailbox "
+                "(and its spam folder). You can ask again tomorrow."
+            ),
+        )
+        response["Retry-After"] = str(24 * 3600)
+        return response
+    return HttpResponseSeeOther(reverse("landing:personal", args=[token]) + "?done=export")
+
+
 # --- QR codes and the poster ---------------------------------------------------------
+
+
+def _image_key(identity: str) -> tuple[str, str]:
+    """(ETag digest, cache key) of an image drawn from `identity`."""
+    digest = hashlib.sha256(f"{IMAGE_VERSION}\n{identity}".encode()).hexdigest()[:32]
+    return digest, f"fission:image:{digest}"
 
 
 def _image(
@@ -379,13 +445,12 @@ def _image(
     `identity` is everything the image is drawn from, so the same text means the same
     bytes: a change of SITE_URL, copy or name makes a new image, and no stale one.
     """
-    digest = hashlib.sha256(f"{IMAGE_VERSION}\n{identity}".encode()).hexdigest()[:32]
+    digest, cache_key = _image_key(identity)
     etag = f'"{digest}"'
     not_modified = get_conditional_response(request, etag=etag)
     if not_modified is not None:
         not_modified["ETag"] = etag
         return not_modified
-    cache_key = f"fission:image:{digest}"
     body = cache.get(cache_key)
     if body is None:
         body = render_bytes()
@@ -422,12 +487,11 @@ def qr_code_png(request: HttpRequest, token: str) -> HttpResponseBase:
     )
 
 
-@require_safe
-def poster(request: HttpRequest, token: str) -> HttpResponseBase:
-    participant = _participant(token)
+def _poster_texts(participant: Participant, language: str) -> dict[str, str]:
+    """What the poster shows, in the active language (gettext) and `language`'s copy."""
     campaign = participant.campaign
-    copy = campaign.landing_copy(request.LANGUAGE_CODE)
-    texts = {
+    copy = campaign.landing_copy(language)
+    return {
         "headline": copy.headline if copy else campaign.name,
         "name_line": _("%(name)s invites you") % {"name": participant.name}
         if participant.name
@@ -436,7 +500,28 @@ def poster(request: HttpRequest, token: str) -> HttpResponseBase:
         "reward": copy.reward_text if copy else "",
         "caption": _("Scan to join"),
     }
-    identity = "\n".join(["poster.png", repr(current_font_source()), *texts.values()])
+
+
+def _poster_identity(texts: dict[str, str]) -> str:
+    return "\n".join(["poster.png", repr(current_font_source()), *texts.values()])
+
+
+def forget_cached_images(participant: Participant) -> None:
+    """Drop the participant's posters (which show their name) from the image cache, in
+    every language: called before their personal data is erased."""
+    keys = []
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            identity = _poster_identity(_poster_texts(participant, language))
+        keys.append(_image_key(identity)[1])
+    cache.delete_many(keys)
+
+
+@require_safe
+def poster(request: HttpRequest, token: str) -> HttpResponseBase:
+    participant = _participant(token)
+    texts = _poster_texts(participant, request.LANGUAGE_CODE)
+    identity = _poster_identity(texts)
     return _image(
         request,
         identity=identity,

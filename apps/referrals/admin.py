@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from apps.notifications.admin import MessageLogInline
+from apps.trust.admin import ParticipantTrustActions
 
 from .models import Click, FraudFlag, Participant
 from .selectors import descendant_count, with_referral_counts
@@ -16,14 +17,24 @@ REFERRALS_SHOWN = 50
 
 
 class FraudFlagInline(admin.TabularInline):
+    """Why the fraud rules held this participant. Read-only: decisions are the list's
+    actions (overturn, uphold), which keep their reason and adjust the rewards."""
+
     model = FraudFlag
     extra = 0
-    fields = ["code", "score", "reason", "created_at", "resolution", "resolved_by", "resolved_at"]
-    readonly_fields = ["code", "score", "reason", "created_at"]
+    can_delete = False
+    fields = (
+        "code", "score", "action", "reason", "evidence", "created_at", "resolution",
+        "resolved_by", "resolved_at", "resolution_note",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(ParticipantTrustActions, admin.ModelAdmin):
     list_display = [
         "__str__",
         "email",
@@ -41,14 +52,17 @@ class ParticipantAdmin(admin.ModelAdmin):
     raw_id_fields = ["referrer"]
     date_hierarchy = "joined_at"
     inlines = [FraudFlagInline, MessageLogInline]
+    actions = ["overturn", "uphold", "export_personal_data", "erase_personal_data"]
     readonly_fields = [
         "campaign", "referrer_link", "depth", "code", "email_normalized", "joined_at",
-        "consent_at", "consent_version", "channel", "descendants", "referral_list",
+        "consent_at", "consent_version", "consent_withdrawn_at", "channel", "descendants",
+        "referral_list", "status", "join_ua_class",
     ]  # fmt: skip
     fields = [
         "campaign", ("name", "email"), "email_normalized", "external_id", "status",
         ("code", "channel"), ("referrer_link", "depth"), "descendants", "referral_list",
-        ("joined_at", "verified_at", "qualified_at"), ("consent_at", "consent_version"),
+        ("joined_at", "verified_at", "qualified_at"),
+        ("consent_at", "consent_version", "consent_withdrawn_at"), "join_ua_class",
     ]  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Participant]:

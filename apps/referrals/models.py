@@ -72,6 +72,15 @@ class Participant(models.Model):
     joined_at = models.DateTimeField(default=timezone.now)
     join_ip_hash = models.CharField(max_length=64, blank=True, editable=False)
     join_visitor_id = models.CharField(max_length=64, blank=True, editable=False)
+    # What the fraud rules compare at later joins: the device class of the browser, and
+    # the keyed hash of the /24 (IPv6: /48) around the address. Never the address itself.
+    # Database defaults too, for writers that bypass the ORM (generate_load_data's COPY).
+    join_ua_class = models.CharField(
+        max_length=8, blank=True, editable=False, default="", db_default=""
+    )
+    join_network_hash = models.CharField(
+        max_length=64, blank=True, editable=False, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["-joined_at"]
@@ -98,6 +107,17 @@ class Participant(models.Model):
             models.Index(fields=["campaign", "joined_at"], name="participant_campaign_joined"),
             # Generations: participants of a campaign by depth.
             models.Index(fields=["campaign", "depth"], name="participant_campaign_depth"),
+            # The join-time burst rules: joins of a campaign from one network (and, within
+            # it, one address) in the last minutes. Partial: API, import and seed joins
+            # carry no address and are never looked up this way.
+            models.Index(
+                fields=["campaign", "join_network_hash", "joined_at"],
+                condition=~Q(join_network_hash=""),
+                name="participant_join_network",
+            ),
+            # The velocity rule (a referrer's referees in the last minute) and the
+            # personal page's list of friends, oldest first.
+            models.Index(fields=["referrer", "joined_at"], name="participant_referrer_joined"),
         ]
 
     def __str__(self) -> str:
@@ -157,6 +177,8 @@ class FraudFlag(models.Model):
     """A fraud rule that fired on a participant, with its reasons and evidence.
 
     Automated decisions keep their reasons and a person can overturn them (PIPL art. 24).
+    The evidence holds counts and which signals matched, never an address, a hash or
+    another person's details, so it can be shown to the person in their data export.
     """
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="flags")
@@ -164,6 +186,12 @@ class FraudFlag(models.Model):
     score = models.PositiveSmallIntegerField(default=0)
     reason = models.CharField(max_length=300)
     evidence = models.JSONField(default=dict, blank=True)
+    action = models.CharField(
+        max_length=5,
+        blank=True,
+        choices=[("flag", _("Held for review")), ("block", _("Blocked"))],
+        help_text=_("What the rule did: hold the participant for review, or block them."),
+    )
     created_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.CharField(max_length=150, blank=True)
@@ -172,11 +200,21 @@ class FraudFlag(models.Model):
         blank=True,
         choices=[("upheld", _("Upheld")), ("overturned", _("Overturned"))],
     )
+    resolution_note = models.CharField(
+        max_length=300, blank=True, help_text=_("Why the person who reviewed it decided so.")
+    )
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["participant", "code"], name="flag_unique_code"),
+            models.CheckConstraint(
+                condition=Q(resolution__in=["", "upheld", "overturned"]),
+                name="flag_resolution_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(action__in=["", "flag", "block"]), name="flag_action_valid"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,12 @@ from apps.common.names import public_name
 
 from .models import PATH_ARRAY_SQL, FraudFlag, Participant
 
+# What a join reads of the referrer: the tree columns, and what the fraud rules compare.
+REFERRER_FIELDS = (
+    "id", "campaign_id", "code", "name", "email_normalized", "depth", "path", "status",
+    "join_ip_hash", "join_visitor_id", "join_ua_class",
+)  # fmt: skip
+
 
 def participant_get(pk: int, *, detail: bool = False) -> Participant:
     """A participant with its campaign and referrer; with `detail`, also the campaign's
@@ -57,11 +63,7 @@ def invite_target(code: str) -> InviteTarget | None:
 
 def inviter_in_campaign(campaign: Campaign, code: str) -> Participant | None:
     """The participant behind an invite code, if the code is of this campaign."""
-    return (
-        Participant.objects.filter(code=code, campaign=campaign)
-        .only("id", "campaign_id", "code", "name", "email_normalized", "depth", "path", "status")
-        .first()
-    )
+    return Participant.objects.filter(code=code, campaign=campaign).only(*REFERRER_FIELDS).first()
 
 
 def participant_by_token(token: str) -> Participant | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 
 from django.conf import settings
@@ -14,8 +15,10 @@ from apps.common.codes import new_invite_code, new_token
 from apps.common.emails import normalize_email
 from apps.common.errors import Conflict, FissionError
 from apps.rewards.services import conversion_record_signup
+from apps.trust.rules import Finding, JoinSignals, flags_for, screen_join, status_for
 
-from .models import Click, Participant
+from .models import Click, FraudFlag, Participant
+from .selectors import REFERRER_FIELDS
 
 NAME_MAX = Participant._meta.get_field("name").max_length or 100
 EXTERNAL_ID_MAX = Participant._meta.get_field("external_id").max_length or 128
@@ -24,6 +27,23 @@ CODE_ATTEMPTS = 5
 
 class JoinError(FissionError):
     code = "invalid_join"
+
+
+class ParticipantBlocked(FissionError):
+    """The campaign's fraud rules (or a person reviewing them) blocked this person. The
+    participant exists, with the reasons, for an operator to review; the person gets no
+    link. The web page does not say which rule: that would teach a cheat what to avoid."""
+
+    code = "participant_blocked"
+    status = 403
+
+
+def refuse_if_blocked(participant: Participant) -> None:
+    if participant.status == Participant.Status.BLOCKED:
+        raise ParticipantBlocked(
+            f"Participant {participant.pk} is blocked by the campaign's fraud rules; an "
+            "operator can review the decision in the admin.",
+        )
 
 
 def _existing(
@@ -53,7 +73,7 @@ def resolve_referrer(campaign: Campaign, referral_code: str) -> Participant:
     """The participant whose invite code this is, in this campaign."""
     referrer = (
         Participant.objects.filter(code=referral_code.strip().lower())
-        .only("id", "campaign_id", "email_normalized", "depth", "path", "status", "name", "code")
+        .only(*REFERRER_FIELDS)
         .first()
         if referral_code
         else None
@@ -86,6 +106,8 @@ def participant_join(
     language: str = "",
     ip_hash: str = "",
     visitor_id: str = "",
+    client_ip: str = "",
+    user_agent: str = "",
     joined_at: datetime | None = None,
     require_open: bool = True,
     ignore_self_referral: bool = False,
@@ -97,6 +119,12 @@ def participant_join(
     be in the same campaign and may not be the person themself: naming one's own code is
     refused, unless `ignore_self_referral` (the public pages, where the code comes from a
     link the person clicked themself: they are only coming back to their own page).
+
+    A live join (no `joined_at`: not history being imported) goes through the campaign's
+    fraud rules (apps.trust.rules) with what is known of the client: `client_ip` (hashed
+    here, never stored), `visitor_id`, `user_agent` (only its device class is kept). A
+    finding is stored as a FraudFlag with the new row, whose status is then flagged or
+    blocked; callers refuse a blocked participant (`refuse_if_blocked`).
     """
     problems: dict[str, str] = {}
     try:
@@ -142,6 +170,18 @@ def participant_join(
             status=409 if reason in ("paused", "ended") else 400,
         )
 
+    signals = JoinSignals.build(
+        email_normalized=email_normalized,
+        client_ip=client_ip,
+        ip_hash=ip_hash,
+        visitor_id=visitor_id,
+        user_agent=user_agent,
+    )
+    findings: list[Finding] = []
+    if joined_at is None:
+        findings = screen_join(
+            campaign=campaign, referrer=referrer, signals=signals, now=timezone.now()
+        )
     participant = Participant(
         campaign=campaign,
         email=email.strip(),
@@ -156,8 +196,11 @@ def participant_join(
         consent_at=timezone.now(),
         consent_version=consent_version[:32],
         joined_at=joined_at or timezone.now(),
-        join_ip_hash=ip_hash,
-        join_visitor_id=visitor_id,
+        status=status_for(findings),
+        join_ip_hash=signals.ip_hash,
+        join_network_hash=signals.network_hash,
+        join_visitor_id=signals.visitor_id,
+        join_ua_class=signals.ua_class,
     )
     qualifies_on_join = campaign.qualifying_event == campaign.QualifyingEvent.SIGNUP
     # Insert first and let the unique constraints find a returning person: one
@@ -167,7 +210,12 @@ def participant_join(
         participant.code = new_invite_code(settings.FISSION["INVITE_CODE_LENGTH"])
         participant.token = new_token()
         try:
-            _insert(participant, qualifies_on_join=qualifies_on_join)
+            # A flagged join writes its flags with the row, all or nothing; an ordinary
+            # join stays a single INSERT.
+            with transaction.atomic() if findings else nullcontext():
+                _insert(participant, qualifies_on_join=qualifies_on_join)
+                if findings:
+                    FraudFlag.objects.bulk_create(flags_for(participant, findings))
             return participant, True
         except IntegrityError:
             existing = _existing(campaign, email_normalized, external_id)

@@ -194,7 +194,7 @@ class RewardReviewAdmin(RewardAdmin):
             .get_queryset(request)
             .filter(
                 Q(state=RewardState.PENDING)
-                | Q(participant__status="flagged", state__in=UNPAID_STATES)
+                | Q(participant__status__in=("flagged", "blocked"), state__in=UNPAID_STATES)
             )
         )
 

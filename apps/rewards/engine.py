@@ -55,6 +55,7 @@ def apply(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
         ConversionType.SIGNUP_VERIFIED: _on_verification,
         ConversionType.PURCHASE: _on_purchase,
         ConversionType.REFUND: _on_refund,
+        ConversionType.REVIEW: _on_review,
     }
     handlers[ConversionType(conversion.type)](ledger, conversion, tree)
 
@@ -84,6 +85,18 @@ def _on_verification(ledger: Ledger, conversion: Conversion, tree: Tree) -> None
         _qualify(ledger, conversion, tree)
     else:
         conversion.note = "Outside the attribution window: it does not qualify."
+
+
+def _on_review(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
+    """The participant's status changed (flagged, blocked, or cleared by a person): what
+    depends on whether they count is worth something else now. As a referee, their own
+    reward and their referrer's tiers; as a referrer, their own tiers (a blocked
+    participant was granted none, and gets what they reach when a person clears them)."""
+    participant = tree.participant
+    if tree.referrer is not None and participant.qualified_at is not None:
+        _referral_rewards(ledger, conversion, tree)
+    if participant.referrals.exists():
+        _tiers(ledger, conversion, None, participant)
 
 
 def _on_purchase(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
@@ -286,7 +299,7 @@ def _referral_rewards(ledger: Ledger, conversion: Conversion, tree: Tree) -> Non
 
 
 def _tiers(
-    ledger: Ledger, conversion: Conversion, referee: Participant, referrer: Participant
+    ledger: Ledger, conversion: Conversion, referee: Participant | None, referrer: Participant
 ) -> None:
     """Every tier whose threshold the referrer's qualified direct referrals reach, once;
     a tier no longer reached is taken back (and comes back if it is reached again)."""

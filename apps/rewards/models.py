@@ -34,6 +34,10 @@ class ConversionType(models.TextChoices):
     SIGNUP_VERIFIED = "signup_verified", _("Verified sign-up")
     PURCHASE = "purchase", _("Purchase")
     REFUND = "refund", _("Refund")
+    # A person's or the fraud rules' decision that changed whether a participant counts
+    # (apps.trust): recorded like an event, so the reward entries it corrects name their
+    # cause and each decision corrects a grant once (reward_unique_adjustment).
+    REVIEW = "review", _("Fraud review decision")
 
 
 class ConversionStatus(models.TextChoices):
@@ -43,7 +47,8 @@ class ConversionStatus(models.TextChoices):
 
 
 class Conversion(models.Model):
-    """One event from the host application (or a join), kept as received.
+    """One event from the host application (or a join, or a review decision), kept as
+    received.
 
     Exactly once: a purchase per order, a verification per participant (and per order id
     when one is given), a refund per order when posted without an Idempotency-Key (with
@@ -403,7 +408,7 @@ class RewardTransition(models.Model):
 
 class RewardReview(Reward):
     """The review queue in the admin: pending rewards and unpaid rewards of flagged
-    participants."""
+    or blocked participants."""
 
     class Meta:
         proxy = True

@@ -292,6 +292,34 @@ def conversion_record_signup(*, participant: Participant, actor: str = "join") -
     participant.qualified_at = tree.participant.qualified_at
 
 
+@transaction.atomic
+def referral_standing_changed(
+    *, participant: Participant, actor: str, reason: str
+) -> Conversion | None:
+    """The participant's status changed between counting (active) and not counting
+    (flagged, blocked): a fraud rule fired after they joined, or a person reviewed them.
+
+    Recorded as a `review` event (so every reward entry it corrects names its cause), it
+    brings in line what depends on their status: their own reward and their referrer's
+    tiers as a referee, their own tiers as a referrer. Returns the event, or None when
+    nothing depends on it (a seed without referrals, a referee who never qualified).
+    """
+    campaign = participant.campaign
+    has_referrals = participant.referrals.exists()
+    tree = _lock_tree(campaign, participant)
+    counts_as_referee = tree.referrer is not None and tree.participant.qualified_at is not None
+    if not counts_as_referee and not has_referrals:
+        return None
+    conversion = Conversion.objects.create(
+        campaign=campaign,
+        participant=tree.participant,
+        type=ConversionType.REVIEW,
+        note=reason[:300],
+    )
+    _apply(conversion, tree, actor=actor)
+    return conversion
+
+
 # --- The lifecycle, by hand and by the clock ----------------------------------------------
 
 
@@ -363,6 +391,9 @@ def rewards_release_due(
                 Reward.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("campaign")
                 .filter(state=RewardState.HELD, due_at__lte=now)
+                # A flagged or blocked participant's rewards wait for a person's review
+                # (the review queue lists them); cleared, the next run releases them.
+                .filter(participant__status=Participant.Status.ACTIVE)
                 .order_by("due_at", "id")[:batch_size]
             )
             ledger = Ledger(actor=actor)
@@ -395,6 +426,7 @@ __all__ = [
     "EventResult",
     "conversion_ingest",
     "conversion_record_signup",
+    "referral_standing_changed",
     "rewards_approve",
     "rewards_mark_paid",
     "rewards_reject",

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.django_db
 KEYS = {
     "participants", "referred", "seeds", "visitors", "i", "c", "k", "k_qualified",
     "generations", "cohorts", "cycle_time_hours", "amplification",
+    "k_quality",  # beside the contract's fields (issue 7)
 }  # fmt: skip
 
 
@@ -44,7 +45,7 @@ def test_an_empty_campaign_reports_zeros_not_errors(campaign):
     assert report == {
         "participants": 0, "referred": 0, "seeds": 0, "visitors": 0, "i": 0.0, "c": 0.0,
         "k": 0.0, "k_qualified": 0.0, "generations": [], "cohorts": [],
-        "cycle_time_hours": None, "amplification": 1.0,
+        "cycle_time_hours": None, "amplification": 1.0, "k_quality": 0.0,
     }  # fmt: skip
 
 

@@ -42,7 +42,9 @@ def test_batches_made_at_once_never_share_a_reward(shop, alice, bob):
     assert len(batches) == 1, results
     assert all(isinstance(r, FissionError) for r in results if r not in batches)
     assert PayoutBatch.objects.get().total == approved
-    assert not Reward.objects.filter(payout_batch__isnull=True).exists()
+    # Every approved reward is in it (friends joining this fast get flagged by the fraud
+    # rules, so some wait in review, pending, outside any batch).
+    assert not Reward.objects.filter(state="approved", payout_batch__isnull=True).exists()
 
 
 def test_marking_a_batch_paid_at_once_pays_it_once(shop, alice, bob, carol):

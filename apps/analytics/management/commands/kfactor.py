@@ -14,7 +14,8 @@ from apps.common.errors import FissionError
 class Command(BaseCommand):
     help = (
         "The K-factor report of a campaign: participants, visitors, i, c, K, generations, "
-        "cohorts, cycle time. --json prints the API's Stats JSON."
+        "cohorts, cycle time; quality K counts only qualified referees the fraud rules did "
+        "not hold. --json prints the API's Stats JSON."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -81,6 +82,7 @@ def _table(report: KReport) -> str:
         ("c = R / V", _ratio(report.c)),
         ("K = R / N", _ratio(report.k)),
         ("qualified K", _ratio(report.k_qualified)),
+        ("quality K", "-" if report.k_quality is None else _ratio(report.k_quality)),
         ("cycle time (median)", cycle),
         ("amplification", amplification),
     ]
