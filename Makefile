@@ -37,6 +37,18 @@ lint: install
 bench: install
 	$(PY) -m tests.bench.run $(BENCH_ARGS)
 
+.PHONY: loadtest reliability
+
+## A 60 s load test of a real server (wrk, PostgreSQL): requests/s, latency, errors, lost
+## writes; writes tests/bench/loadtest.json and README's table. A benchmark: not in `make test`.
+loadtest: install
+	$(PY) -m tests.bench.loadtest $(LOADTEST_ARGS)
+
+## The fault tests alone (PostgreSQL), then their figures into README.md.
+reliability: install
+	$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
+	$(PY) -m tests.reliability.figures
+
 worker: install
 	$(VENV)/bin/celery -A config worker --loglevel=INFO
 

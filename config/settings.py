@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database outage answers 503 with Retry-After, never a stack trace.
+    "apps.landing.errors.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into its page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -132,6 +134,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits, QR images) ---------------------------------------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A Redis that is down or unreachable answers within a second, so that the pages that
+    # use the cache go on without it (rate limits let people through, images are drawn
+    # again) instead of waiting. `?socket_timeout=` in CACHE_URL overrides.
+    CACHES["default"].setdefault("OPTIONS", {})
+    CACHES["default"]["OPTIONS"].setdefault("socket_connect_timeout", 1)
+    CACHES["default"]["OPTIONS"].setdefault("socket_timeout", 1)
 
 # --- Auth -----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -273,6 +282,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.api.schema.empty_query_parameters_are_absent",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------
@@ -294,8 +307,28 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis: a message taken by a worker that dies unacknowledged (acks_late) goes back to
+# the queue after `visibility_timeout` seconds. It must be longer than the longest task
+# (CELERY_TASK_TIME_LIMIT), or a slow task would also run a second time. Lost webhook
+# sends do not wait for it: the sweep retries them after WEBHOOK_LEASE_SECONDS.
+# A broker that is down answers a publish quickly (connect timeout, one retry): what was
+# not queued is in the database, and the sweep sends it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "socket_connect_timeout": 3,
+    "socket_timeout": 10,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers keep their database connections as web processes do (CONN_MAX_AGE, with a
+# health check before reuse: config/celery.py), rather than one new connection per task.
+CELERY_DB_REUSE_MAX = 1_000_000_000
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic jobs. django-celery-beat copies these into its tables when beat starts, where
@@ -372,6 +405,13 @@ FISSION = {
     "WEBHOOK_TIMEOUT_SECONDS": env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0),
     "WEBHOOK_MAX_ATTEMPTS": env.int("WEBHOOK_MAX_ATTEMPTS", default=10),
     "WEBHOOK_RETRY_BASE_SECONDS": env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30),
+    # How long a worker holds a delivery it took before another may try it: after a worker
+    # crash, its deliveries are sent again this long after they were taken (by the sweep).
+    # Unset: WEBHOOK_TIMEOUT_SECONDS + 60.
+    "WEBHOOK_LEASE_SECONDS": env.float("WEBHOOK_LEASE_SECONDS", default=None),
+    # The sweep leaves a delivery not tried yet to the message queued when it was made for
+    # this long (that message may be waiting behind a backlog); then it queues another.
+    "WEBHOOK_SWEEP_GRACE_SECONDS": env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=30.0),
     # Memory each sort or hash of a K-factor report may use on PostgreSQL (SET LOCAL
     # work_mem for the report's transaction); empty leaves the server's setting.
     "REPORT_WORK_MEM": env.str("REPORT_WORK_MEM", default="64MB"),

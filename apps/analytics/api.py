@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.api.views import ERRORS
+from apps.api.views import ERRORS, SLUG
 from apps.campaigns.selectors import campaign_get
 
 from .ranges import report_range
@@ -59,15 +59,21 @@ RANGE = [
         OpenApiTypes.DATE,
         description=f"Only participants who joined {when} this day (YYYY-MM-DD, the site's "
         "time zone, included); visitors of the same days.",
+        # The years report_range takes (1970 to 2999), which a date format cannot say.
+        pattern=r"^(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}$",
+        examples=[OpenApiExample(name, value=day)],
     )
-    for name, when in (("from", "on or after"), ("to", "on or before"))
+    for name, when, day in (
+        ("from", "on or after", "2026-03-01"),
+        ("to", "on or before", "2026-03-31"),
+    )
 ]
 
 
 class CampaignStatsView(APIView):
     @extend_schema(
         summary="The K-factor report of a campaign",
-        parameters=RANGE,
+        parameters=[SLUG, *RANGE],
         responses={200: StatsSerializer, **ERRORS},
     )
     def get(self, request: Request, slug: str) -> Response:

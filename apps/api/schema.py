@@ -15,3 +15,16 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A key made by `manage.py create_api_key NAME`.",
         }
+
+
+def empty_query_parameters_are_absent(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """POSTPROCESSING_HOOKS: say in the schema what the API does, that an optional query
+    parameter sent empty (`?to=`) counts as not sent."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and not parameter.get("required"):
+                    parameter["allowEmptyValue"] = True
+    return result

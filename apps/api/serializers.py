@@ -3,12 +3,15 @@ services that the views call."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from apps.campaigns.models import Campaign, RewardKind
 from apps.common.money import (
@@ -20,6 +23,85 @@ from apps.common.money import (
 )
 from apps.referrals.models import Participant
 from apps.rewards.serializers import RewardSerializer
+
+
+def _json_type(field: serializers.Field) -> tuple[type, ...] | None:
+    """The JSON types a request field takes, as the schema names them; None: any."""
+    if isinstance(field, serializers.BooleanField):
+        return (bool,)
+    if isinstance(field, serializers.IntegerField):
+        return (int,)
+    if isinstance(field, serializers.FloatField):
+        return (int, float)
+    if isinstance(
+        field,
+        serializers.CharField
+        | serializers.ChoiceField
+        | serializers.DecimalField
+        | serializers.DateTimeField
+        | serializers.DateField,
+    ):
+        return (str,)  # amounts and percents are decimal strings by contract
+    if isinstance(field, serializers.ListField | serializers.ListSerializer):
+        return (list,)
+    if isinstance(field, serializers.Serializer | serializers.DictField):
+        return (dict,)
+    return None
+
+
+class StrictJSONSerializer(serializers.Serializer):
+    """A request body whose fields take exactly the JSON types the schema says.
+
+    DRF would turn `42` into "42", `"1"` into 1 and `"yes"` into true; the API answers
+    400 instead, naming the field, so a client learns of a mistake (an amount sent as a
+    binary float, say) at once and the OpenAPI schema says what is really accepted.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            problems: dict[str, list[str]] = {}
+            for name, field in self.fields.items():
+                value = data.get(name)
+                if field.read_only or value is None:
+                    continue  # absent, or null (which the field itself accepts or not)
+                expected = _json_type(field)
+                wrong_bool = isinstance(value, bool) and bool not in (expected or (bool,))
+                if expected is not None and (not isinstance(value, expected) or wrong_bool):
+                    problems[name] = [f"must be a JSON {_JSON_NAMES[expected[0]]}"]
+            if problems:
+                raise serializers.ValidationError(problems)
+        attrs = super().to_internal_value(data)
+        if self.parent is not None and getattr(self.root, "partial", False):
+            attrs = self._whole(attrs)
+        return attrs
+
+    def _whole(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A nested object (a tier, the landing copy) replaces what was there, so even in
+        a PATCH it is given whole: its required fields are required and its defaults apply
+        (DRF would skip both for every level of a partial update)."""
+        missing = {
+            name: ["This field is required."]
+            for name, field in self.fields.items()
+            if field.required and field.source not in attrs
+        }
+        if missing:
+            raise serializers.ValidationError(missing)
+        for field in self.fields.values():
+            source = str(field.source)
+            if not field.read_only and source not in attrs and field.default is not empty:
+                # Not get_default(): under a partial root it skips the field.
+                default = field.default
+                attrs[source] = default() if callable(default) else default
+        return attrs
+
+
+_JSON_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
 
 
 class AmountField(serializers.DecimalField):
@@ -35,11 +117,35 @@ class AmountField(serializers.DecimalField):
         return format_amount(Decimal(value))
 
 
+# Times a campaign or an event may name: any real campaign's, and no earlier than 1970,
+# where every time zone's offset is whole minutes (before 1901 Shanghai's was +08:05:43,
+# which no ISO 8601 reader takes back).
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2999, 12, 31, tzinfo=UTC)
+
+
+class TimeField(serializers.DateTimeField):
+    """An ISO 8601 time from 1970 to 2999."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        parsed = super().to_internal_value(value)
+        if not EARLIEST_TIME <= parsed <= LATEST_TIME:
+            raise serializers.ValidationError("must be between 1970 and 2999")
+        return parsed
+
+
+CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
+
+
 class CurrencyField(serializers.CharField):
+    """Three letters (ISO 4217), in either case; stored upper case."""
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 3)
         kwargs.setdefault("min_length", 3)
         super().__init__(**kwargs)
+        # For the schema (the check itself is below, with a clearer message).
+        self.validators.append(RegexValidator(CURRENCY_PATTERN))
 
     def to_internal_value(self, data: Any) -> str:
         value = str(super().to_internal_value(data)).upper()
@@ -48,7 +154,7 @@ class CurrencyField(serializers.CharField):
         return value
 
 
-class RewardSpecSerializer(serializers.Serializer):
+class RewardSpecSerializer(StrictJSONSerializer):
     kind = serializers.ChoiceField(choices=RewardKind.choices, default=RewardKind.COUPON)
     amount = AmountField(default=Decimal(0))
     currency = CurrencyField(default="CNY")
@@ -72,14 +178,14 @@ class TierSerializer(RewardSpecSerializer):
     threshold = serializers.IntegerField(min_value=1, max_value=1_000_000)
 
 
-class LandingSerializer(serializers.Serializer):
+class LandingSerializer(StrictJSONSerializer):
     language = serializers.ChoiceField(choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE)
     headline = serializers.CharField(max_length=200)
     body = serializers.CharField(allow_blank=True, default="", max_length=20_000)
     reward_text = serializers.CharField(max_length=300, allow_blank=True, default="")
 
 
-class CampaignSerializer(serializers.ModelSerializer):
+class CampaignSerializer(StrictJSONSerializer, serializers.ModelSerializer):
     commission_percents = serializers.ListField(
         child=serializers.DecimalField(max_digits=5, decimal_places=2),
         max_length=3,
@@ -88,7 +194,11 @@ class CampaignSerializer(serializers.ModelSerializer):
     )
     tiers = TierSerializer(many=True, required=False)
     referee_reward = RewardSpecSerializer(required=False, allow_null=True)
-    landing = LandingSerializer(required=False, help_text="Landing copy for one language.")
+    landing = LandingSerializer(
+        required=False,
+        allow_null=True,
+        help_text="Landing copy for one language; null in answers for a campaign without copy.",
+    )
     landings = LandingSerializer(
         many=True, read_only=True, source="landing_copies", help_text="Copy in every language."
     )
@@ -96,6 +206,12 @@ class CampaignSerializer(serializers.ModelSerializer):
     budget_cap = AmountField(required=False, allow_null=True)
     per_referrer_cap = AmountField(required=False, allow_null=True)
     currency = CurrencyField(required=False)
+    starts_at = TimeField(
+        required=False, allow_null=True, help_text="Empty: open as soon as it is active."
+    )
+    ends_at = TimeField(
+        required=False, allow_null=True, help_text="Empty: open until ended by hand."
+    )
 
     class Meta:
         model = Campaign
@@ -108,6 +224,8 @@ class CampaignSerializer(serializers.ModelSerializer):
             "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
+        # A slug taken already is a conflict (409) that the service reports, not a 400.
+        extra_kwargs: dict[str, dict[str, Any]] = {"slug": {"validators": []}}
 
     def to_representation(self, instance: Campaign) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -134,10 +252,18 @@ class CampaignSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class ParticipantRegisterSerializer(serializers.Serializer):
-    email = serializers.CharField(max_length=254)
-    name = serializers.CharField(max_length=10_000, allow_blank=True, default="")
-    external_id = serializers.CharField(max_length=10_000, required=False, allow_null=True)
+class ParticipantRegisterSerializer(StrictJSONSerializer):
+    email = serializers.EmailField(max_length=254)
+    name = serializers.CharField(
+        max_length=Participant._meta.get_field("name").max_length or 100,
+        allow_blank=True,
+        default="",
+    )
+    external_id = serializers.CharField(
+        max_length=Participant._meta.get_field("external_id").max_length or 128,
+        required=False,
+        allow_null=True,
+    )
     referral_code = serializers.CharField(
         max_length=64, required=False, allow_blank=True, allow_null=True
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.conf import settings
 
 from . import webhooks
 
@@ -17,5 +20,6 @@ def webhook_deliver(delivery_id: int) -> None:
 def webhooks_send_due() -> None:
     """Periodic: enqueue deliveries whose (re)try is due, including any whose message
     was lost."""
-    for delivery_id in webhooks.webhook_deliveries_due():
+    grace = timedelta(seconds=settings.FISSION["WEBHOOK_SWEEP_GRACE_SECONDS"])
+    for delivery_id in webhooks.webhook_deliveries_due(grace=grace):
         webhook_deliver.delay(delivery_id)

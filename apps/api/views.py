@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers as s
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -24,6 +31,21 @@ from .serializers import (
     ParticipantSerializer,
 )
 
+
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
+            {"type": "object"},
+        ],
+        "description": "What is wrong with the field: sentences, or, for a nested object "
+        "or list, the same shape for its own fields.",
+    }
+)
+class FieldProblems(s.JSONField):
+    pass
+
+
 ERROR = inline_serializer(
     "Error",
     {
@@ -32,7 +54,7 @@ ERROR = inline_serializer(
             {
                 "code": s.CharField(),
                 "message": s.CharField(),
-                "fields": s.DictField(child=s.ListField(child=s.CharField())),
+                "fields": s.DictField(child=FieldProblems()),
             },
         )
     },
@@ -41,6 +63,40 @@ ERRORS = {
     400: OpenApiResponse(ERROR, "The request is not valid; `fields` says what is wrong."),
     401: OpenApiResponse(ERROR, "No key, or a wrong one."),
     404: OpenApiResponse(ERROR, "Not found."),
+}
+# The path parameter of every campaign's address, with the example the README uses.
+SLUG = OpenApiParameter(
+    "slug",
+    str,
+    OpenApiParameter.PATH,
+    description="The campaign's slug.",
+    examples=[OpenApiExample("spring", value="spring")],
+)
+CAMPAIGN_EXAMPLE = {
+    "slug": "spring",
+    "name": "Spring invite",
+    "status": "active",
+    "qualifying_event": "purchase",
+    "min_purchase_amount": "10.00",
+    "attribution_window_days": 30,
+    "holding_days": 14,
+    "commission_percents": ["10.0", "5.0"],
+    "tiers": [
+        {
+            "threshold": 3,
+            "kind": "coupon",
+            "amount": "50.00",
+            "currency": "CNY",
+            "description": "50 CNY coupon",
+        }
+    ],
+    "referee_reward": {
+        "kind": "coupon",
+        "amount": "20.00",
+        "currency": "CNY",
+        "description": "20 CNY off",
+    },
+    "landing": {"headline": "邀请好友，一起赢奖励", "body": "…", "language": "zh-hans"},
 }
 
 
@@ -69,7 +125,9 @@ class CampaignListView(GenericAPIView):
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
-        summary="Create a campaign", responses={201: CampaignSerializer, 409: ERRORS[400], **ERRORS}
+        summary="Create a campaign",
+        responses={201: CampaignSerializer, 409: ERRORS[400], **ERRORS},
+        examples=[OpenApiExample("A purchase campaign", CAMPAIGN_EXAMPLE, request_only=True)],
     )
     def post(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -84,11 +142,18 @@ class CampaignListView(GenericAPIView):
 class CampaignDetailView(GenericAPIView):
     serializer_class = CampaignSerializer
 
-    @extend_schema(summary="A campaign", responses={200: CampaignSerializer, **ERRORS})
+    @extend_schema(
+        summary="A campaign", parameters=[SLUG], responses={200: CampaignSerializer, **ERRORS}
+    )
     def get(self, request: Request, slug: str) -> Response:
         return Response(self.get_serializer(campaign_selectors.campaign_get(slug)).data)
 
-    @extend_schema(summary="Change a campaign", responses={200: CampaignSerializer, **ERRORS})
+    @extend_schema(
+        summary="Change a campaign",
+        parameters=[SLUG],
+        responses={200: CampaignSerializer, 409: ERRORS[400], **ERRORS},
+        examples=[OpenApiExample("Pause it", {"status": "paused"}, request_only=True)],
+    )
     def patch(self, request: Request, slug: str) -> Response:
         campaign = campaign_selectors.campaign_get(slug)
         serializer = self.get_serializer(campaign, data=request.data, partial=True)
@@ -109,7 +174,15 @@ class ParticipantRegisterView(GenericAPIView):
         "(give `ip` and `user_agent` for the rules that need them): a flagged person is "
         "registered as usual (201) and held for review; a blocked one gets 403 "
         "`participant_blocked` and no link.",
+        parameters=[SLUG],
         request=ParticipantRegisterSerializer,
+        examples=[
+            OpenApiExample(
+                "A user of the shop",
+                {"email": "bob@example.com", "name": "Bob", "external_id": "u-42", "consent": True},
+                request_only=True,
+            )
+        ],
         responses={
             201: ParticipantSerializer,
             200: OpenApiResponse(ParticipantSerializer, "Already registered: the same body."),

@@ -97,7 +97,6 @@ def campaign_save(
     `referee_reward` (a mapping; None removes it; KEEP leaves it alone),
     `commission_percents` (level 1 first) and the `landing` copy of one language.
     """
-    creating = campaign is None
     campaign = campaign or Campaign()
     for name, value in fields.items():
         if name not in CAMPAIGN_FIELDS:
@@ -110,7 +109,7 @@ def campaign_save(
         with transaction.atomic():
             campaign.save()
     except IntegrityError as exc:
-        if creating and Campaign.objects.filter(slug=campaign.slug).exists():
+        if Campaign.objects.filter(slug=campaign.slug).exclude(pk=campaign.pk).exists():
             raise Conflict(
                 f"A campaign with slug {campaign.slug!r} exists already.",
                 code="slug_taken",

@@ -45,6 +45,7 @@ from apps.common.useragents import ua_class
 from apps.notifications.services import notify_joined
 from apps.referrals.models import Participant
 from apps.referrals.selectors import (
+    campaign_is_public,
     invite_target,
     inviter_in_campaign,
     participant_by_token,
@@ -154,8 +155,11 @@ def _inviter(
 
     A code in the page's address (?ref=) wins; otherwise the last invite link clicked
     for this campaign within its attribution window (the cookie). Codes of other
-    campaigns and unknown codes are ignored: the visitor cannot fix them.
+    campaigns and unknown codes are ignored: the visitor cannot fix them. A campaign
+    that is over or still a draft names nobody, as its invite links lead nowhere.
     """
+    if not campaign_is_public(status=campaign.status, ends_at=campaign.ends_at):
+        return None, ""
     explicit_code = explicit_code.strip().lower()
     if explicit_code and is_invite_code(explicit_code):
         inviter = inviter_in_campaign(campaign, explicit_code)
@@ -227,17 +231,32 @@ _FIELD_MESSAGES: dict[str, Callable[[], str]] = {
 }
 
 
+def _join_usage(request: HttpRequest) -> dict[str, Any] | None:
+    """Count this join against the client's limit; None when not limited.
+
+    The counts live in the cache. With RATELIMIT_FAIL_OPEN django-ratelimit lets a join
+    through when the cache answers without a count, but a cache that cannot be reached
+    at all (Redis down) raises: that too lets the join through, rather than turning
+    everyone away while the cache is back in a moment.
+    """
+    try:
+        return get_usage(
+            request,
+            group="landing.join",
+            key=_join_rate_key,
+            rate=_join_rate,
+            method="POST",
+            increment=True,
+        )
+    except Exception as exc:  # any cache backend's own error type
+        logger.warning("join rate limit not checked, the cache is unavailable: %s", exc)
+        return None
+
+
 @require_POST
 def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = _campaign(slug)
-    usage = get_usage(
-        request,
-        group="landing.join",
-        key=_join_rate_key,
-        rate=_join_rate,
-        method="POST",
-        increment=True,
-    )
+    usage = _join_usage(request)
     if usage is not None and usage["should_limit"]:
         return rate_limited(request, retry_after=usage["time_left"])
 
@@ -451,10 +470,18 @@ def _image(
     if not_modified is not None:
         not_modified["ETag"] = etag
         return not_modified
-    body = cache.get(cache_key)
+    # The cache only saves drawing the image again: when it is down, draw it.
+    try:
+        body = cache.get(cache_key)
+    except Exception as exc:  # any cache backend's own error type
+        logger.warning("image cache unavailable: %s", exc)
+        body = None
     if body is None:
         body = render_bytes()
-        cache.set(cache_key, body, IMAGE_CACHE_SECONDS)
+        try:
+            cache.set(cache_key, body, IMAGE_CACHE_SECONDS)
+        except Exception as exc:
+            logger.warning("image cache unavailable: %s", exc)
     response = HttpResponse(body, content_type=content_type)
     response["ETag"] = etag
     # The QR code holds only the invite link, which is public by design; the poster

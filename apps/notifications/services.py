@@ -27,6 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.campaigns.models import QualifyingEvent
+from apps.common.tasks import delay_each
 from apps.referrals.models import Participant
 from apps.referrals.selectors import participant_progress
 from apps.rewards.models import RewardSource, RewardState, RewardTransition
@@ -88,8 +89,7 @@ def messages_queue(items: Iterable[Outgoing]) -> int:
 def _enqueue(keys: Sequence[tuple[int, str, str]]) -> None:
     from .tasks import message_send
 
-    for participant_id, kind, cause in keys:
-        message_send.delay(participant_id, kind, cause)
+    delay_each(message_send, keys, left_for="messages_send_due")
 
 
 # --- What happened: called by the referrals, landing, API and rewards code ------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from apps.campaigns.models import Campaign, LandingCopy, RewardTier
 from apps.common.errors import NotFound
@@ -51,14 +53,34 @@ class InviteTarget:
 
 def invite_target(code: str) -> InviteTarget | None:
     """Where an invite link leads: one lookup on the unique index of `code`, joined to its
-    campaign, reading only the four columns the redirect uses (the hottest query)."""
+    campaign, reading only the columns the redirect uses (the hottest query).
+
+    A code of a campaign that is over (ended) or not public yet (draft) leads nowhere,
+    exactly like a code that does not exist: the same query and the same answer, so
+    trying codes tells nobody which ones were ever handed out.
+    """
     try:
         row = Participant.objects.values_list(
-            "id", "campaign_id", "campaign__slug", "campaign__attribution_window_days"
+            "id",
+            "campaign_id",
+            "campaign__slug",
+            "campaign__attribution_window_days",
+            "campaign__status",
+            "campaign__ends_at",
         ).get(code=code)
     except Participant.DoesNotExist:
         return None
-    return InviteTarget(*row)
+    if not campaign_is_public(status=row[4], ends_at=row[5]):
+        return None
+    return InviteTarget(*row[:4])
+
+
+def campaign_is_public(*, status: str, ends_at: datetime | None) -> bool:
+    """Whether a campaign's invite links and inviters are shown: not a draft, not over.
+    (A paused campaign, or one that has not started, keeps its links: it comes back.)"""
+    if status in (Campaign.Status.DRAFT, Campaign.Status.ENDED):
+        return False
+    return ends_at is None or timezone.now() < ends_at
 
 
 def inviter_in_campaign(campaign: Campaign, code: str) -> Participant | None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from apps.api import signatures
 from apps.api.models import ApiKey
 from apps.api.pagination import Pagination
-from apps.api.serializers import AmountField, CurrencyField
+from apps.api.serializers import AmountField, CurrencyField, StrictJSONSerializer, TimeField
 from apps.api.views import ERRORS
 from apps.common.money import quantize
 
@@ -37,7 +37,7 @@ EVENT_TYPES = [
 ]
 
 
-class EventSerializer(serializers.Serializer):
+class EventSerializer(StrictJSONSerializer):
     """Event JSON: `{type, campaign, participant_id | external_id, order_id, amount,
     currency, occurred_at}`."""
 
@@ -54,7 +54,7 @@ class EventSerializer(serializers.Serializer):
     )
     amount = AmountField(required=False, allow_null=True)
     currency = CurrencyField(required=False, allow_null=True, allow_blank=True)
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = TimeField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         problems: dict[str, str] = {}
@@ -102,9 +102,35 @@ class EventView(GenericAPIView):
             "(`webhook-id`, `webhook-timestamp`, `webhook-signature`)."
         ),
         parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                examples=[OpenApiExample("An order's key", value="6f1c0a52-order-1001")],
+            ),
         ],
         request=EventSerializer,
+        examples=[
+            OpenApiExample(
+                "A purchase",
+                {
+                    "type": "purchase",
+                    "campaign": "spring",
+                    "external_id": "u-42",
+                    "order_id": "1001",
+                    "amount": "50.00",
+                    "currency": "CNY",
+                    "occurred_at": "2026-04-01T10:00:00+08:00",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "A verified sign-up",
+                {"type": "signup_verified", "campaign": "spring", "external_id": "u-42"},
+                request_only=True,
+            ),
+        ],
         responses={
             201: EventResponseSerializer,
             202: OpenApiResponse(

@@ -142,11 +142,14 @@ def test_invalid_campaigns_are_refused_with_the_field_and_nothing_stored(api, ch
     assert not Campaign.objects.exists()
 
 
-def test_a_taken_slug_is_refused(api):
+def test_a_taken_slug_is_a_conflict(api):
     api.post("/api/v1/campaigns/", SPRING, format="json")
-    error = _error(api.post("/api/v1/campaigns/", {**SPRING, "name": "Other"}, format="json"), 400)
-    assert "slug" in error["fields"]
+    error = _error(api.post("/api/v1/campaigns/", {**SPRING, "name": "Other"}, format="json"), 409)
+    assert error["code"] == "slug_taken" and "slug" in error["fields"]
     assert Campaign.objects.get().name == "Spring invite"
+    api.post("/api/v1/campaigns/", {**SPRING, "slug": "autumn"}, format="json")
+    renamed = api.patch("/api/v1/campaigns/autumn/", {"slug": "spring"}, format="json")
+    assert _error(renamed, 409)["code"] == "slug_taken"
 
 
 def test_malformed_json_and_unknown_campaigns(api):

@@ -156,8 +156,9 @@ def test_a_delivery_gives_up_after_the_last_attempt(
 
 
 def test_the_sweep_sends_what_is_due_and_a_claimed_delivery_is_sent_once(
-    host, endpoint, referral, alice
+    settings, host, endpoint, referral, alice
 ):
+    settings.FISSION = {**settings.FISSION, "WEBHOOK_SWEEP_GRACE_SECONDS": 0}
     join(referral, "bob", referrer=alice)  # on_commit never ran: the message was "lost"
     delivery = WebhookDelivery.objects.get()
     assert delivery.attempts == 0

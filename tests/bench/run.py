@@ -65,12 +65,13 @@ def main() -> int:
         big_subtree=args.big_subtree,
     )
     results = []
-    for name, suite in suites.SUITES.items():
-        if args.only and name not in args.only:
-            continue
-        for figure in suite(context):
-            print(f"… {figure.name}", file=sys.stderr, flush=True)
-            results.append(harness.measure(figure))
+    with context.stack:
+        for name, suite in suites.SUITES.items():
+            if args.only and name not in args.only:
+                continue
+            for figure in suite(context):
+                print(f"… {figure.name}", file=sys.stderr, flush=True)
+                results.append(harness.measure(figure))
     readme = None if args.no_readme or args.only else ROOT / "README.md"
     print(harness.write(results, Path(__file__).with_name("results.json"), readme))
     return 0 if all(r.met for r in results) else 1

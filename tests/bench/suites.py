@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from apps.campaigns.models import Campaign
 from apps.common.codes import new_invite_code, new_token
@@ -19,8 +20,12 @@ from .harness import Figure, rate
 
 @dataclass
 class Context:
+    """What every suite gets: the generated campaigns, and `stack`, which the run closes
+    after the last figure (a suite starts its server there: `ctx.stack.enter_context(...)`)."""
+
     campaigns: list[Campaign]
     big_subtree: int
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
 
 def _pk_lookup(ids: list[int]) -> Callable[[], float]:

@@ -1,0 +1,6 @@
+"""Settings of the server the HTTP benchmarks load: Fission's own, with the baseline views
+mounted beside its URLs (tests/bench/urls.py). Nothing else differs."""
+
+from config.settings import *  # noqa: F403
+
+ROOT_URLCONF = "tests.bench.urls"
