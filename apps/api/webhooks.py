@@ -140,6 +140,7 @@ def _enqueue(ids: Sequence[int]) -> None:
 
     delay_each(webhook_deliver, ([pk] for pk in ids), left_for="webhooks_send_due")
 
+
 def backoff(attempt: int) -> timedelta:
     """Wait before try number `attempt + 1`: 30 s, 1 min, 2 min, … at most 6 hours."""
     base = settings.FISSION["WEBHOOK_RETRY_BASE_SECONDS"]
