@@ -148,11 +148,19 @@ def write(results: list[Result], json_path: Path, readme: Path | None) -> str:
         )
         + "\n"
     )
-    if readme is not None and readme.exists():
-        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-        body = readme.read_text()
-        if start in body and end in body:
-            head, rest = body.split(start, 1)
-            _, tail = rest.split(end, 1)
-            readme.write_text(f"{head}{start}\n{text}{end}{tail}")
+    if readme is not None:
+        replace_marked(readme, "bench", text)
     return text
+
+
+def replace_marked(path: Path, marker: str, text: str) -> None:
+    """Put `text` between `<!-- {marker}:start -->` and `<!-- {marker}:end -->` in `path`
+    (README's tables), if both marks are there."""
+    if not path.exists():
+        return
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    body = path.read_text()
+    if start in body and end in body:
+        head, rest = body.split(start, 1)
+        _, tail = rest.split(end, 1)
+        path.write_text(f"{head}{start}\n{text}{end}{tail}")

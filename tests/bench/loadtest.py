@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench import http  # noqa: E402
+from tests.bench import harness, http  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "LOADTEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fission_loadtest"
@@ -42,7 +41,7 @@ SERVER_ENV = {
     "DATABASE_URL": DATABASE_URL,
     "SECRET_KEY": os.environ.get("SECRET_KEY", "load-test-only-key"),
     "CELERY_BROKER_URL": "",
-    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "DJANGO_SETTINGS_MODULE": "tests.bench.settings",
 }
 os.environ.update(SERVER_ENV)
 
@@ -143,16 +142,6 @@ def csrf_pair(base_url: str, slug: str) -> tuple[str, str]:
     return page.cookies["csrftoken"], match[1]
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = f"{len(names)} × {names[0].strip()}" if names else cpu
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {cpu}, Python {platform.python_version()}"
-
-
 def write(result: dict[str, Any], readme: Path | None) -> str:
     rows = [
         ("requests/s", f"{result['requests_per_second']:,.0f}"),
@@ -176,13 +165,8 @@ def write(result: dict[str, Any], readme: Path | None) -> str:
     (ROOT / "tests" / "bench" / "loadtest.json").write_text(
         json.dumps(result, indent=2, ensure_ascii=False) + "\n"
     )
-    if readme is not None and readme.exists():
-        start, end = "<!-- loadtest:start -->", "<!-- loadtest:end -->"
-        body = readme.read_text()
-        if start in body and end in body:
-            head, rest = body.split(start, 1)
-            _, tail = rest.split(end, 1)
-            readme.write_text(f"{head}{start}\n{text}{end}{tail}")
+    if readme is not None:
+        harness.replace_marked(readme, "loadtest", text)
     return text
 
 
@@ -235,7 +219,7 @@ def main() -> int:
     lost = sum(max(0, measured[name] - stored[name]) for name in stored)
     result = {
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        "machine": harness.machine(),
         "seconds": args.seconds,
         "connections": args.connections,
         "workers": args.workers,
