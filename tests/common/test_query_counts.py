@@ -75,7 +75,7 @@ from tests.factories import (
     RewardTierFactory,
     join,
 )
-from tests.rewards.helpers import purchase
+from tests.rewards.helpers import purchase, verify
 
 FEW, MANY = 2, 12
 
@@ -174,6 +174,8 @@ def _unit(world: World, i: int) -> None:
     MessageText.objects.create(message=other_message, language="en", subject="Hi", body="{link}")
     WebhookEndpoint.objects.create(url=f"https://h{i}.example/hook", campaign=other)
     AllowlistEntry.objects.create(campaign=other, kind="domain", value=f"office{i}.example")
+    seed = join(other, f"seed{i}")
+    verify(join(other, f"invited{i}", referrer=seed))  # a referee reward of its own
     erased = ParticipantFactory(campaign=other)
     ErasureLog.objects.create(participant=erased, campaign=other, actor="admin:olga")
 
@@ -305,11 +307,11 @@ def _change(model: type[Any], pk: Callable[[World], int]) -> Surface:
     return Surface(name, lambda w: reverse(name, args=[pk(w)]), _inline_rows)
 
 
-def _action(name: str, action: str, **extra: str) -> Surface:
+def _action(name: str, action: str) -> Surface:
     """A bulk action of the participant list on everyone: what it lists or exports."""
 
     def post(w: World) -> dict[str, Any]:
-        return {"action": action, "_selected_action": w.participants, **extra}
+        return {"action": action, "_selected_action": w.participants}
 
     return Surface(
         name, lambda w: reverse("admin:referrals_participant_changelist"), _shown_action, post
@@ -348,12 +350,12 @@ CUSTOM_ADMIN_PAGES = [
     Surface(
         "admin:exports_reconciliation",
         lambda w: reverse("admin:exports_reconciliation"),
-        lambda r: int(sum(line.granted for line in r.context["lines"])),
+        _context("lines"),
     ),
     Surface(
         "admin:exports_reconciliation (CSV)",
         lambda w: reverse("admin:exports_reconciliation") + "?campaign=&format=csv",
-        lambda r: int(float(list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))[1][2])),
+        _csv_rows,
     ),
     Surface(
         "admin:exports_report (CSV)",
@@ -391,6 +393,12 @@ def _batch(world: World) -> int:
 
 API = [
     Surface("GET /api/v1/campaigns/", lambda w: reverse("api:campaigns"), _results, api=True),
+    Surface(
+        "GET /api/v1/campaigns/shop/ (tiers)",
+        lambda w: reverse("api:campaign", args=["shop"]),
+        lambda r: len(r.json()["tiers"]),
+        api=True,
+    ),
     Surface("GET /api/v1/rewards/", lambda w: reverse("api:rewards"), _results, api=True),
     Surface(
         "GET /api/v1/rewards/?campaign=shop&state=approved",
