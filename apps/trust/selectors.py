@@ -110,7 +110,7 @@ class _Related:
         return cls(
             consent_texts={
                 (t.version, t.language): t.text
-                for t in ConsentText.objects.filter(version__in=versions).order_by("-id")
+                for t in ConsentText.objects.filter(version__in=versions)
             },
             friends=_grouped(friends.values_list("referrer_id", "name")),
             qualified=dict(qualified),
@@ -229,14 +229,6 @@ def _flag(flag: FraudFlag) -> dict[str, Any]:
         "reviewed_at": _iso(flag.resolved_at),
         "review_note": flag.resolution_note or None,
     }
-
-
-def _own_events(p: Participant) -> list[Conversion]:
-    return list(
-        Conversion.objects.filter(participant=p)
-        .exclude(type=ConversionType.REVIEW)
-        .order_by("occurred_at", "id")
-    )
 
 
 def _event(c: Conversion) -> dict[str, Any]:
