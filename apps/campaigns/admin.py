@@ -45,6 +45,10 @@ class LandingCopyInline(admin.StackedInline):
     max_num = 2
     fields = ["language", "headline", "reward_text", "body"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LandingCopy]:
+        # Each row's title is str(copy), which names the campaign's slug.
+        return super().get_queryset(request).select_related("campaign")
+
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):

@@ -47,6 +47,10 @@ class MessageTextInline(admin.StackedInline):
     extra = 0
     fields = ["language", "subject", "body"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MessageText]:
+        # Each row's title is str(text), which names the message and its campaign.
+        return super().get_queryset(request).select_related("message__campaign")
+
 
 @admin.register(CampaignMessage)
 class CampaignMessageAdmin(admin.ModelAdmin):

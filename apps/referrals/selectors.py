@@ -175,9 +175,13 @@ def with_referral_counts(queryset: QuerySet[Participant]) -> QuerySet[Participan
     return queryset.annotate(direct_referrals=Count("referrals"))
 
 
-def participant_progress(participant: Participant) -> dict[str, object]:
-    """Qualified direct referrals so far and the next tier still ahead (or None)."""
-    qualified = qualified_referral_count(participant)
+def participant_progress(
+    participant: Participant, qualified: int | None = None
+) -> dict[str, object]:
+    """Qualified direct referrals so far and the next tier still ahead (or None). Give
+    `qualified` when it was counted already (for many participants at once)."""
+    if qualified is None:
+        qualified = qualified_referral_count(participant)
     tiers = sorted(participant.campaign.tiers.all(), key=lambda t: t.threshold)
     upcoming = next((t for t in tiers if t.threshold > qualified), None)
     return {

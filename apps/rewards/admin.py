@@ -47,6 +47,9 @@ class TransitionInline(admin.TabularInline):
     )  # fmt: skip
     verbose_name_plural = _("history (append-only)")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RewardTransition]:
+        return super().get_queryset(request).select_related("conversion")  # shown per row
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

@@ -218,6 +218,7 @@ class ParticipantTrustActions:
 class AllowlistEntryAdmin(admin.ModelAdmin):
     list_display = ["value", "kind", "campaign", "note", "created_at"]
     list_filter = ["kind", "campaign"]
+    list_select_related = ["campaign"]
     search_fields = ["value", "note"]
     autocomplete_fields = ["campaign"]
     fields = ["campaign", "kind", "value", "note"]

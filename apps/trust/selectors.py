@@ -10,12 +10,14 @@ not the friend's order number.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Prefetch, prefetch_related_objects
 from django.utils import timezone
 
 from apps.common.money import format_amount
@@ -54,17 +56,98 @@ def same_person(participant: Participant) -> list[Participant]:
 
 def person_export(participants: Iterable[Participant]) -> dict[str, Any]:
     """The data-subject export of these participant rows (the same person's, or the
-    rows an operator selected)."""
+    rows an operator selected): a fixed number of queries however many rows."""
     rows = list(participants)
+    related = _Related.load(rows)
     return {
         "format": EXPORT_FORMAT,
         "exported_at": timezone.now().isoformat(),
         "site": settings.SITE_URL,
-        "participations": [_participation(p) for p in rows],
+        "participations": [_participation(p, related) for p in rows],
     }
 
 
-def _participation(p: Participant) -> dict[str, Any]:
+@dataclass
+class _Related:
+    """Everything the export shows of the participants' own rows, read once for all of
+    them and grouped by participant (the campaign and referrer come with the rows)."""
+
+    consent_texts: dict[tuple[str, str], str]
+    friends: dict[int, list[str]]
+    qualified: dict[int, int]
+    flags: dict[int, list[FraudFlag]]
+    events: dict[int, list[Conversion]]
+    rewards: dict[int, list[Reward]]
+    visits: dict[tuple[int, str], list[Click]]
+    link_clicks: dict[int, list[tuple[str, int]]]
+    messages: dict[int, list[Message]]
+
+    @classmethod
+    def load(cls, rows: list[Participant]) -> _Related:
+        ids = [p.pk for p in rows]
+        prefetch_related_objects(rows, "campaign__tiers")  # what the progress reads
+        versions = {p.consent_version for p in rows if p.consent_version}
+        visitors = {p.join_visitor_id for p in rows if p.join_visitor_id}
+        friends = Participant.objects.filter(referrer_id__in=ids).order_by("joined_at", "id")
+        qualified = (
+            friends.filter(qualified_at__isnull=False, status=Participant.Status.ACTIVE)
+            .order_by()
+            .values_list("referrer_id")
+            .annotate(n=Count("id"))
+        )
+        clicks = (
+            Click.objects.filter(participant_id__in=ids, is_bot=False)
+            .values_list("participant_id", "channel")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        visits = Click.objects.filter(
+            campaign_id__in={p.campaign_id for p in rows}, visitor_id__in=visitors
+        )
+        rewards = Reward.objects.filter(participant_id__in=ids).prefetch_related(
+            Prefetch("transitions", queryset=RewardTransition.objects.order_by("id"))
+        )
+        return cls(
+            consent_texts={
+                (t.version, t.language): t.text
+                for t in ConsentText.objects.filter(version__in=versions)
+            },
+            friends=_grouped(friends.values_list("referrer_id", "name")),
+            qualified=dict(qualified),
+            flags=_grouped(
+                (f.participant_id, f)
+                for f in FraudFlag.objects.filter(participant_id__in=ids).order_by(
+                    "created_at", "id"
+                )
+            ),
+            events=_grouped(
+                (c.participant_id, c)
+                for c in Conversion.objects.filter(participant_id__in=ids)
+                .exclude(type=ConversionType.REVIEW)
+                .order_by("occurred_at", "id")
+            ),
+            rewards=_grouped((r.participant_id, r) for r in rewards.order_by("id")),
+            visits=_grouped(
+                ((c.campaign_id, c.visitor_id), c) for c in visits.order_by("created_at", "id")
+            )
+            if visitors
+            else {},
+            link_clicks=_grouped((pk, (channel, n)) for pk, channel, n in clicks),
+            messages=_grouped(
+                (m.participant_id, m)
+                for m in Message.objects.filter(participant_id__in=ids).order_by("created_at", "id")
+            ),
+        )
+
+
+def _grouped(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, list[Any]]:
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    for key, value in pairs:
+        groups[key].append(value)
+    return groups
+
+
+def _participation(p: Participant, related: _Related) -> dict[str, Any]:
     campaign = p.campaign
     referrer = p.referrer if p.referrer_id else None
     return {
@@ -88,7 +171,7 @@ def _participation(p: Participant) -> dict[str, Any]:
         "consent": {
             "given_at": _iso(p.consent_at),
             "version": p.consent_version,
-            "text": consent_text(p),
+            "text": related.consent_texts.get((p.consent_version, p.language)),
             "withdrawn_at": _iso(p.consent_withdrawn_at),
         },
         # What the fraud rules keep of the joining browser: keyed hashes and a class,
@@ -101,15 +184,16 @@ def _participation(p: Participant) -> dict[str, Any]:
         },
         "invited_by": {"first_name": public_name(referrer.name)} if referrer else None,
         "friends_invited": [
-            {"first_name": public_name(name)}
-            for name in p.referrals.order_by("joined_at", "id").values_list("name", flat=True)
+            {"first_name": public_name(name)} for name in related.friends.get(p.pk, [])
         ],
-        "progress": _progress(p),
-        "fraud_checks": [_flag(f) for f in p.flags.order_by("created_at", "id")],
-        "events": [_event(c) for c in _own_events(p)],
-        "rewards": _rewards(p),
-        "visits_from_your_browser": _own_visits(p),
-        "clicks_on_your_invite_link": _link_clicks(p),
+        "progress": _progress(p, related.qualified.get(p.pk, 0)),
+        "fraud_checks": [_flag(f) for f in related.flags.get(p.pk, [])],
+        "events": [_event(c) for c in related.events.get(p.pk, [])],
+        "rewards": _rewards(p, related.rewards.get(p.pk, [])),
+        "visits_from_your_browser": _own_visits(
+            related.visits.get((p.campaign_id, p.join_visitor_id), []) if p.join_visitor_id else []
+        ),
+        "clicks_on_your_invite_link": _link_clicks(related.link_clicks.get(p.pk, [])),
         "messages_sent_to_you": [
             {
                 "kind": m.kind,
@@ -119,13 +203,13 @@ def _participation(p: Participant) -> dict[str, Any]:
                 "created_at": _iso(m.created_at),
                 "sent_at": _iso(m.sent_at),
             }
-            for m in Message.objects.filter(participant=p).order_by("created_at", "id")
+            for m in related.messages.get(p.pk, [])
         ],
     }
 
 
-def _progress(p: Participant) -> dict[str, Any]:
-    progress = participant_progress(p)
+def _progress(p: Participant, qualified: int) -> dict[str, Any]:
+    progress = participant_progress(p, qualified)
     return {
         "qualified_friends": progress["qualified_referrals"],
         "next_tier": progress["next_tier"],
@@ -147,14 +231,6 @@ def _flag(flag: FraudFlag) -> dict[str, Any]:
     }
 
 
-def _own_events(p: Participant) -> list[Conversion]:
-    return list(
-        Conversion.objects.filter(participant=p)
-        .exclude(type=ConversionType.REVIEW)
-        .order_by("occurred_at", "id")
-    )
-
-
 def _event(c: Conversion) -> dict[str, Any]:
     return {
         "type": c.type,
@@ -168,12 +244,9 @@ def _event(c: Conversion) -> dict[str, Any]:
     }
 
 
-def _rewards(p: Participant) -> list[dict[str, Any]]:
-    rewards = Reward.objects.filter(participant=p).prefetch_related(
-        Prefetch("transitions", queryset=RewardTransition.objects.order_by("id"))
-    )
+def _rewards(p: Participant, rewards: list[Reward]) -> list[dict[str, Any]]:
     out = []
-    for r in rewards.order_by("id"):
+    for r in rewards:
         # A tier or commission is earned through a friend: their order number is theirs.
         own = r.referee_id == p.pk
         out.append(
@@ -201,12 +274,9 @@ def _rewards(p: Participant) -> list[dict[str, Any]]:
     return out
 
 
-def _own_visits(p: Participant) -> list[dict[str, Any]]:
+def _own_visits(clicks: list[Click]) -> list[dict[str, Any]]:
     """Visits through invite links of this campaign from the browser the person joined
     with (its visitor cookie)."""
-    if not p.join_visitor_id:
-        return []
-    clicks = Click.objects.filter(campaign_id=p.campaign_id, visitor_id=p.join_visitor_id)
     return [
         {
             "at": _iso(c.created_at),
@@ -215,18 +285,11 @@ def _own_visits(p: Participant) -> list[dict[str, Any]]:
             "ip_hash": c.ip_hash or None,
             "visitor_id": c.visitor_id,
         }
-        for c in clicks.order_by("created_at", "id")
+        for c in clicks
     ]
 
 
-def _link_clicks(p: Participant) -> dict[str, Any]:
+def _link_clicks(rows: list[tuple[str, int]]) -> dict[str, Any]:
     """Other people's visits through the person's link: counted, never listed."""
-    rows = (
-        Click.objects.filter(participant=p, is_bot=False)
-        .values_list("channel")
-        .annotate(n=Count("id"))
-        .values_list("channel", "n")
-        .order_by()
-    )
     channels = {channel or "direct": n for channel, n in sorted(rows)}
     return {"total": sum(channels.values()), "by_channel": channels}

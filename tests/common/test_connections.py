@@ -1,0 +1,64 @@
+"""Persistent database connections: production settings on PostgreSQL keep a connection
+for CONN_MAX_AGE and check it before reuse, in web processes and in Celery workers.
+
+The settings module reads the environment once, at import, so each case loads it in a
+fresh interpreter with the environment a deployment would give it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-production-like-secret-for-this-test-only",
+    "ALLOWED_HOSTS": "invite.example.com",
+    "SITE_URL": "https://invite.example.com",
+}
+READ = (
+    "import json, config.settings as s; d = s.DATABASES['default']; "
+    "print(json.dumps({'engine': d['ENGINE'], 'max_age': d.get('CONN_MAX_AGE', 0), "
+    "'health_checks': d.get('CONN_HEALTH_CHECKS', False), "
+    "'celery_db_reuse_max': s.CELERY_DB_REUSE_MAX}))"
+)
+
+
+def database_settings(**env: str) -> dict[str, Any]:
+    """config.settings' default database, loaded with `env` on top of PRODUCTION (and
+    without any CONN_MAX_AGE or DATABASE_URL this test process has)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("CONN_MAX_AGE", "DATABASE_URL")}
+    result = subprocess.run(  # noqa: S603 (this interpreter, a constant program)
+        [sys.executable, "-c", READ],
+        cwd=ROOT,
+        env={**base, **PRODUCTION, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://fission:secret@db:5432/fission", "postgresql://fission@db/fission"]
+)
+def test_production_settings_keep_postgresql_connections_and_check_them(url: str) -> None:
+    db = database_settings(DATABASE_URL=url)
+    assert db["engine"] == "django.db.backends.postgresql"
+    assert db["max_age"] == 60
+    assert db["health_checks"] is True
+    # Workers too: Celery's fix-up would otherwise open a connection per task.
+    assert db["celery_db_reuse_max"] > 1_000_000
+
+
+def test_conn_max_age_from_the_environment_is_kept_with_its_health_check() -> None:
+    db = database_settings(DATABASE_URL="postgres://fission@db:5432/fission", CONN_MAX_AGE="300")
+    assert (db["max_age"], db["health_checks"]) == (300, True)
