@@ -64,6 +64,9 @@ class CampaignAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "qualifying_event"]
     search_fields = ["name", "slug"]
+    # The changelist's own default (newest first), stated so that the autocomplete of
+    # campaigns in other admins pages through a stable order.
+    ordering = ["-pk"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
     inlines = [
