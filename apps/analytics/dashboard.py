@@ -391,6 +391,23 @@ class DashboardData:
     alerts: list[KAlert]  # the open one first, then the latest resolved ones
 
 
+def newest_snapshot(campaign: Campaign) -> DailySnapshot | None:
+    """The newest daily row that keeps a whole report: one read of the (campaign, date)
+    index, whatever the campaign's size."""
+    return (
+        DailySnapshot.objects.filter(campaign_id=campaign.pk, report__isnull=False)
+        .order_by("-date")
+        .first()
+    )
+
+
+def snapshot_report(campaign: Campaign) -> KReport | None:
+    """The K-factor report as of the newest snapshot, as the dashboard shows it; None
+    before the first snapshot."""
+    snapshot = newest_snapshot(campaign)
+    return report_from_dict(snapshot.report) if snapshot and snapshot.report else None
+
+
 def dashboard_data(campaign: Campaign, *, today: date | None = None) -> DashboardData:
     """Everything the dashboard shows, in a fixed number of queries.
 
@@ -400,11 +417,7 @@ def dashboard_data(campaign: Campaign, *, today: date | None = None) -> Dashboar
     """
     today = today or timezone.localdate()
     span = SERIES_DAYS + TRAILING_DAYS - 1
-    snapshot = (
-        DailySnapshot.objects.filter(campaign_id=campaign.pk, report__isnull=False)
-        .order_by("-date")
-        .first()
-    )
+    snapshot = newest_snapshot(campaign)
     if snapshot is not None and snapshot.report and snapshot.extras is not None:
         through, computed_at = snapshot.date, snapshot.computed_at
         report = report_from_dict(snapshot.report)

@@ -18,7 +18,10 @@ class DailySnapshot(models.Model):
     no name is copied here and erasing a participant erases it everywhere).
     """
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: snapshot_unique_day starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     date = models.DateField(help_text=_("Local day (the site's time zone)."))
     joined = models.PositiveIntegerField(default=0)
     referred = models.PositiveIntegerField(default=0)
@@ -64,7 +67,10 @@ class KAlert(models.Model):
     Reason = KAlertReason
     Factor = KAlertFactor
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="k_alerts")
+    # No index of its own: kalert_unique_episode starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="k_alerts", db_index=False
+    )
     started_on = models.DateField(help_text=_("Last day of the 7-day window that showed the drop."))
     reason = models.CharField(max_length=10, choices=Reason.choices)
     factor = models.CharField(

@@ -111,8 +111,9 @@ class WebhookDelivery(models.Model):
     Status = WebhookDeliveryStatus
 
     id = models.BigAutoField(primary_key=True)
+    # No index of its own: webhook_delivery_unique_event starts with it (docs/indexes.md).
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
     event_id = models.CharField(
@@ -156,8 +157,9 @@ class WebhookAttempt(models.Model):
     """One try at sending a delivery: its answer, or the network error."""
 
     id = models.BigAutoField(primary_key=True)
+    # No index of its own: webhook_attempt_unique_number starts with it (docs/indexes.md).
     delivery = models.ForeignKey(
-        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
     )
     number = models.PositiveSmallIntegerField()
     created_at = models.DateTimeField(default=timezone.now)

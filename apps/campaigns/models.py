@@ -213,7 +213,10 @@ class RewardSpec(models.Model):
 
 
 class RewardTier(RewardSpec):
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tiers")
+    # No index of its own: tier_unique_threshold starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="tiers", db_index=False
+    )
     threshold = models.PositiveIntegerField(
         validators=[MinValueValidator(1)],
         help_text=_("Qualified friends a participant must bring to unlock this reward."),
@@ -251,8 +254,9 @@ class CommissionLevel(models.Model):
     """Purchase campaigns: a percentage of each purchase to the referrer (level 1) and,
     optionally, to the two participants above them."""
 
+    # No index of its own: commission_unique_level starts with it (docs/indexes.md).
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, related_name="commission_levels"
+        Campaign, on_delete=models.CASCADE, related_name="commission_levels", db_index=False
     )
     level = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(MAX_COMMISSION_LEVELS)]
@@ -284,7 +288,10 @@ class CommissionLevel(models.Model):
 class LandingCopy(models.Model):
     """The operator's words on the landing page, per language, shown as written."""
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="landing_copies")
+    # No index of its own: landing_copy_unique_language starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="landing_copies", db_index=False
+    )
     language = models.CharField(max_length=10, choices=settings.LANGUAGES)
     headline = models.CharField(max_length=200)
     body = models.TextField(blank=True)

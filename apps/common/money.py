@@ -41,6 +41,12 @@ AMOUNT_MAX_DIGITS = 14
 AMOUNT_DECIMAL_PLACES = 4
 
 
+def minor_units_table() -> dict[str, int]:
+    """The currencies whose minor unit is not the cent, with their decimals (for SQL that
+    formats amounts the way `format_amount` does)."""
+    return dict(_MINOR_UNITS)
+
+
 def minor_units(currency: str) -> int:
     return _MINOR_UNITS.get(currency.upper(), 2)
 

@@ -9,6 +9,12 @@ local date-times, the totals per currency and state on the second.
 Text that a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a
 carriage return: OWASP's "CSV injection") gets a leading apostrophe in both formats.
 Amounts and ids are numbers and never escaped, so a negative amount stays a number.
+
+On PostgreSQL the CSV file is written by the database itself: `copy_csv` has it format
+every cell exactly as `_csv_row` would (the same escaping, minor units and ISO times) and
+streams the rows with COPY ... TO STDOUT (FORMAT csv), near the speed of a bare COPY and
+with flat memory. The rows in Python (`csv_chunks`) remain for the streaming download and
+for SQLite; tests hold the two to the same bytes.
 """
 
 from __future__ import annotations
@@ -21,16 +27,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
+from django.db import connection, transaction
 from django.utils import timezone
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from apps.common.money import format_amount, minor_units, quantize
+from apps.common.money import format_amount, minor_units, minor_units_table, quantize
 from apps.rewards.payouts import Payee
 
-from .report import COLUMNS, Row, Totals
+from .report import (
+    COLUMNS,
+    REPORT_FIELDS,
+    Progress,
+    ReportFilters,
+    Row,
+    Totals,
+    report_queryset,
+    report_totals,
+)
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Characters XML 1.0 cannot hold (openpyxl refuses them); dropped from XLSX text.
@@ -87,6 +103,113 @@ def csv_chunks(
             buffer.truncate()
             pending = 0
     yield buffer.getvalue().encode("utf-8")
+
+
+# The report's cells, as copy_csv names them: one per COLUMNS entry, in order.
+_COPY_NAMES = (
+    "reward_id", "campaign", "participant_id", "external_id", "name", "source", "level",
+    "tier_threshold", "order_id", "amount", "currency", "state", "created_at", "approved_at",
+    "paid_at", "batch",
+)  # fmt: skip
+_COPY_TEXT = {"campaign", "external_id", "name", "source", "order_id", "currency", "state"}
+_COPY_TIMES = {"created_at", "approved_at", "paid_at"}
+# Rows per write (and per progress report) of copy_csv.
+COPY_ROWS_PER_WRITE = 2000
+
+
+def _copy_cell(name: str, params: list[Any]) -> str:
+    """The SQL that writes cell `name` of the report's row `r` as `_csv_row` does. An
+    empty text is written as NULL, because COPY quotes an empty string ("") where the
+    csv module writes nothing."""
+    column = f"r.{name}"
+    if name in _COPY_TEXT:
+        params.extend(FORMULA_START)
+        starts = ", ".join(["%s"] * len(FORMULA_START))
+        return (
+            f"NULLIF(CASE WHEN left({column}, 1) IN ({starts}) THEN '''' || {column} "
+            f"ELSE {column} END, '')"
+        )
+    if name in _COPY_TIMES:
+        # In the session's time zone, the site's (set_config in copy_csv); to the second,
+        # cut like isoformat(timespec="seconds"), with the offset as +HH:MM.
+        return f"""to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM')"""
+    if name == "amount":
+        # Literals, not parameters (the expression is used twice): our own table of
+        # three-letter codes and small numbers.
+        cases = " ".join(
+            f"WHEN '{currency}' THEN {int(places)}"
+            for currency, places in minor_units_table().items()
+            if currency.isalpha()
+        )
+        places = f"CASE upper(r.currency) {cases} ELSE 2 END"
+        rounded = f"round(r.amount, {places})"
+        # Decimal keeps the sign of a negative amount that rounds to zero ("-0.00").
+        return f"CASE WHEN r.amount < 0 AND {rounded} = 0 THEN '-' ELSE '' END || {rounded}"
+    return column
+
+
+def copy_csv(filters: ReportFilters, file: IO[bytes], progress: Progress | None = None) -> Totals:
+    """Write the report as CSV to `file` with PostgreSQL's COPY; return its totals.
+
+    The totals come from the database in the same snapshot as the rows (one REPEATABLE
+    READ transaction when this is the outermost one), so they match what was written;
+    the rows written are counted, and a difference is an error rather than a wrong file.
+    """
+    queryset = report_queryset(filters).order_by().values_list(*REPORT_FIELDS)
+    inner, inner_params = queryset.query.sql_with_params()
+    params: list[Any] = []
+    cells = ", ".join(_copy_cell(name, params) for name in _COPY_NAMES)
+    # Every name here is ours; the filters' values stay parameters.
+    sql = (
+        f"COPY (SELECT {cells} FROM ({inner}) AS r({', '.join(_COPY_NAMES)}) "  # noqa: S608
+        "ORDER BY r.reward_id) TO STDOUT (FORMAT csv)"
+    )
+    outermost = not connection.in_atomic_block
+    written = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        if outermost:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute(
+            "SELECT set_config('TimeZone', %s, true)", [timezone.get_current_timezone_name()]
+        )
+        totals = Totals.of(report_totals(filters))
+        file.write(("\ufeff" + ",".join(COLUMNS) + "\r\n").encode("utf-8"))
+        pending: list[bytes] = []
+        # Bound here: COPY takes no server-side parameters, nor Django's debug cursor any.
+        statement = cursor.mogrify(sql, [*params, *inner_params])
+        with cursor.copy(statement) as copy:
+            for row in copy:
+                pending.append(bytes(row))
+                if len(pending) == COPY_ROWS_PER_WRITE:
+                    file.write(_crlf(pending))
+                    written += len(pending)
+                    if progress is not None:
+                        progress(len(pending))
+                    pending.clear()
+        if pending:
+            file.write(_crlf(pending))
+            written += len(pending)
+            if progress is not None:
+                progress(len(pending))
+        # Back to the connection's own zone: Django reads times as that zone's, and this
+        # may be inside a caller's transaction (an error rolls the setting back with it).
+        cursor.execute("SELECT set_config('TimeZone', %s, true)", [connection.timezone_name])
+    if written != totals.rows:
+        raise RuntimeError(
+            f"The report changed while it was written ({written} rows, {totals.rows} in "
+            "its totals): export it again."
+        )
+    return totals
+
+
+def _crlf(rows: list[bytes]) -> bytes:
+    """COPY's rows (one per message, each ending in a newline) with the csv module's line
+    ends (CRLF). A newline inside a quoted cell stays as it is: without a quote in the
+    chunk every newline ends a row, else only each row's last byte is replaced."""
+    chunk = b"".join(rows)
+    if b'"' not in chunk:
+        return chunk.replace(b"\n", b"\r\n")
+    return b"".join(row[:-1] + b"\r\n" for row in rows)
 
 
 PAYEES_COLUMNS = (

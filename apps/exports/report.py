@@ -28,7 +28,7 @@ COLUMNS = (
     "approved_at", "paid_at", "payout_batch",
 )  # fmt: skip
 # The query's fields, one per column.
-_FIELDS = (
+REPORT_FIELDS = (
     "id", "campaign__slug", "participant_id", "participant__external_id", "participant__name",
     "source", "level", "tier_threshold", "order_id", "amount", "currency", "state",
     "created_at", "approved_at", "paid_at", "payout_batch_id",
@@ -141,7 +141,7 @@ def report_queryset(filters: ReportFilters) -> QuerySet[Reward]:
 def report_rows(filters: ReportFilters, *, progress: Progress | None = None) -> Iterator[Row]:
     """The rows, as tuples in COLUMNS order (amounts Decimal, times aware datetimes).
     `progress(n)` is told each time n more rows have been read."""
-    rows = report_queryset(filters).order_by("id").values_list(*_FIELDS)
+    rows = report_queryset(filters).order_by("id").values_list(*REPORT_FIELDS)
     done = 0
     for row in rows.iterator(chunk_size=CHUNK_SIZE):
         yield row
@@ -173,6 +173,15 @@ class Totals:
         else:
             entry[0] += 1
             entry[1] += row[AMOUNT]
+
+    @classmethod
+    def of(cls, items: list[tuple[str, str, int, Decimal]]) -> Totals:
+        """Totals from (currency, state, rows, amount) tuples, as report_totals gives."""
+        totals = cls()
+        for currency, state, rows, amount in items:
+            totals.sums[(currency, state)] = [rows, amount]
+            totals.rows += rows
+        return totals
 
     def items(self) -> list[tuple[str, str, int, Decimal]]:
         """(currency, state, rows, amount), by currency then state."""

@@ -15,7 +15,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.files import File
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from apps.rewards.models import FinanceAction
 from apps.rewards.payouts import finance_log
 
 from . import tasks
-from .formats import csv_chunks, escape_text, write_report
+from .formats import copy_csv, csv_chunks, escape_text, write_report
 from .models import ExportJob, ExportStatus
 from .reconciliation import COLUMNS as RECONCILIATION_COLUMNS
 from .reconciliation import Line
@@ -46,7 +46,10 @@ def report_export(
     progress: Progress | None = None,
 ) -> Totals:
     """Write the report to `file` and log it; return its totals."""
-    totals = write_report(report_rows(filters, progress=progress), fmt, file)
+    if fmt == "csv" and connection.vendor == "postgresql":
+        totals = copy_csv(filters, file, progress)
+    else:
+        totals = write_report(report_rows(filters, progress=progress), fmt, file)
     finance_log(
         action=FinanceAction.REPORT_EXPORTED,
         actor=actor,

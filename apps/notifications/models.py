@@ -47,7 +47,10 @@ class CampaignMessage(models.Model):
 
     Kind = MessageKind
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: campaign_message_unique starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     enabled = models.BooleanField(
         _("send"),
@@ -96,7 +99,10 @@ class MessageText(models.Model):
     sent; which ones a kind may use is checked when the text is saved (texts.validate).
     """
 
-    message = models.ForeignKey(CampaignMessage, on_delete=models.CASCADE, related_name="texts")
+    # No index of its own: message_text_unique_language starts with it (docs/indexes.md).
+    message = models.ForeignKey(
+        CampaignMessage, on_delete=models.CASCADE, related_name="texts", db_index=False
+    )
     language = models.CharField(max_length=10, choices=settings.LANGUAGES)
     subject = models.CharField(max_length=200)
     body = models.TextField(
@@ -137,9 +143,13 @@ class Message(models.Model):
     Status = MessageStatus
 
     id = models.BigAutoField(primary_key=True)
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: message_campaign_created starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # No index of its own: message_unique_cause starts with it (docs/indexes.md).
     participant = models.ForeignKey(
-        Participant, on_delete=models.CASCADE, related_name="messages_received"
+        Participant, on_delete=models.CASCADE, related_name="messages_received", db_index=False
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     cause = models.CharField(

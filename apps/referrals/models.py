@@ -30,7 +30,10 @@ class Participant(models.Model):
 
     Status = ParticipantStatus
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="participants")
+    # No index of its own: the (campaign, ...) indexes below start with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.PROTECT, related_name="participants", db_index=False
+    )
     email = models.EmailField(_("email"), help_text=_("As the person typed it."))
     email_normalized = models.CharField(
         max_length=254, editable=False, help_text=_("Used to find duplicates.")
@@ -39,6 +42,7 @@ class Participant(models.Model):
     external_id = models.CharField(
         max_length=128, null=True, blank=True, help_text=_("The host application's user id.")
     )
+    # No index of its own: participant_referrer_joined starts with it (docs/indexes.md).
     referrer = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
@@ -46,6 +50,7 @@ class Participant(models.Model):
         blank=True,
         related_name="referrals",
         help_text=_("Who invited this participant. Empty for a seed."),
+        db_index=False,
     )
     depth = models.PositiveIntegerField(default=0, help_text=_("0 for a seed."))
     path = models.TextField(default="", blank=True, editable=False)
@@ -103,10 +108,15 @@ class Participant(models.Model):
             ),
         ]
         indexes = [
-            # Cohorts, listings and K-factor over a campaign's joins by date.
-            models.Index(fields=["campaign", "joined_at"], name="participant_campaign_joined"),
-            # Generations: participants of a campaign by depth.
-            models.Index(fields=["campaign", "depth"], name="participant_campaign_depth"),
+            # Cohorts, listings and K-factor over a campaign's joins by date. Covering: the
+            # report's counts, generations, cohorts and cycle time (both sides of the
+            # referee-referrer join) read the index alone, never the wide rows; a campaign's
+            # seeds (depth 0) too, so (campaign, depth) has no index of its own.
+            models.Index(
+                fields=["campaign", "joined_at"],
+                include=["id", "referrer", "depth", "qualified_at", "status"],
+                name="participant_campaign_joined",
+            ),
             # The join-time burst rules: joins of a campaign from one network (and, within
             # it, one address) in the last minutes. Partial: API, import and seed joins
             # carry no address and are never looked up this way.
@@ -154,7 +164,10 @@ class Click(models.Model):
         OTHER = "other", _("Other")
 
     id = models.BigAutoField(primary_key=True)
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: click_campaign_created starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="clicks")
     created_at = models.DateTimeField(default=timezone.now)
     channel = models.CharField(max_length=32, blank=True)
@@ -165,8 +178,16 @@ class Click(models.Model):
 
     class Meta:
         indexes = [
-            # K-factor visitors and funnels per campaign and period; retention deletes.
+            # Funnels and channels per campaign and period; retention deletes.
             models.Index(fields=["campaign", "created_at"], name="click_campaign_created"),
+            # The K-factor report's distinct visitors (and each day's): an index-only scan
+            # that reads the campaign's visits already in visitor order, never the table.
+            models.Index(
+                fields=["campaign", "visitor_id"],
+                include=["created_at"],
+                condition=Q(is_bot=False) & ~Q(visitor_id=""),
+                name="click_campaign_visitor",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -181,7 +202,10 @@ class FraudFlag(models.Model):
     another person's details, so it can be shown to the person in their data export.
     """
 
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="flags")
+    # No index of its own: flag_unique_code starts with it (docs/indexes.md).
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="flags", db_index=False
+    )
     code = models.CharField(max_length=32, help_text=_("e.g. self_referral, disposable_email"))
     score = models.PositiveSmallIntegerField(default=0)
     reason = models.CharField(max_length=300)

@@ -60,8 +60,9 @@ class Conversion(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversions")
+    # No index of its own: conversion_participant_type starts with it (docs/indexes.md).
     participant = models.ForeignKey(
-        Participant, on_delete=models.PROTECT, related_name="conversions"
+        Participant, on_delete=models.PROTECT, related_name="conversions", db_index=False
     )
     type = models.CharField(max_length=16, choices=Type.choices)
     order_id = models.CharField(max_length=128, blank=True)
@@ -162,7 +163,8 @@ class IdempotencyKey(models.Model):
     """An Idempotency-Key a host sent, with a hash of the body it came with."""
 
     id = models.BigAutoField(primary_key=True)
-    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: idempotency_unique_key starts with it (docs/indexes.md).
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="+")
@@ -214,7 +216,10 @@ class Reward(models.Model):
     Reason = RewardReason
 
     id = models.BigAutoField(primary_key=True)
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="rewards")
+    # No index of its own: reward_campaign_state starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.PROTECT, related_name="rewards", db_index=False
+    )
     participant = models.ForeignKey(
         Participant,
         on_delete=models.PROTECT,
@@ -250,6 +255,8 @@ class Reward(models.Model):
         help_text=_("The invited friend whose qualification or purchase earned it."),
     )
     order_id = models.CharField(max_length=128, blank=True)
+    # No index of its own: reward_unique_adjustment (adjusts, conversion), partial on
+    # adjusts being set, serves every lookup by it (docs/indexes.md).
     adjusts = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
@@ -257,6 +264,7 @@ class Reward(models.Model):
         blank=True,
         related_name="adjustments",
         help_text=_("For a correction (a reversal or a reinstatement): the reward it corrects."),
+        db_index=False,
     )
     kind = models.CharField(max_length=12, blank=True)
     description = models.CharField(max_length=500, blank=True)

@@ -40,7 +40,10 @@ class FraudRuleSetting(models.Model):
     Rule = FraudRule
     Action = RuleAction
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="fraud_rules")
+    # No index of its own: fraudrule_unique starts with it (docs/indexes.md).
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="fraud_rules", db_index=False
+    )
     rule = models.CharField(max_length=20, choices=Rule.choices)
     action = models.CharField(
         max_length=5,
@@ -119,6 +122,7 @@ class AllowlistEntry(models.Model):
 
     Kind = AllowlistKind
 
+    # No index of its own: allowlist_unique_per_campaign starts with it (docs/indexes.md).
     campaign = models.ForeignKey(
         Campaign,
         on_delete=models.CASCADE,
@@ -126,6 +130,7 @@ class AllowlistEntry(models.Model):
         blank=True,
         related_name="allowlist",
         help_text=_("Empty: every campaign."),
+        db_index=False,
     )
     kind = models.CharField(max_length=7, choices=Kind.choices)
     value = models.CharField(
@@ -211,8 +216,9 @@ class DataExportRequest(models.Model):
     also bound how often one person can ask."""
 
     id = models.BigAutoField(primary_key=True)
+    # No index of its own: export_participant_time starts with it (docs/indexes.md).
     participant = models.ForeignKey(
-        Participant, on_delete=models.CASCADE, related_name="+", editable=False
+        Participant, on_delete=models.CASCADE, related_name="+", editable=False, db_index=False
     )
     requested_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -26,6 +26,10 @@ class Figure:
     `subject` and `baseline` each run one measurement and return a number: a rate
     (operations per second, `higher_is_better`) or a time in seconds (lower is better).
     The ratio is subject / baseline; `target` is the bound the ratio must meet.
+
+    A figure held to a fixed bound rather than to a measurement (memory: "≤ 64 MB") has
+    the bound as its baseline (`baseline` returns it; `baseline_name` says so), target 1,
+    and `target_label` to print the bound in the target column.
     """
 
     name: str
@@ -37,6 +41,7 @@ class Figure:
     higher_is_better: bool = True
     unit: str = "ops/s"
     notes: list[str] = field(default_factory=list)
+    target_label: str = ""
 
 
 @dataclass
@@ -99,7 +104,8 @@ def measure(figure: Figure) -> Result:
         subject=statistics.median(subjects),
         baseline=statistics.median(baselines),
         ratio=ratio,
-        target=("≥ " if figure.higher_is_better else "≤ ") + f"{figure.target:g}",
+        target=("≥ " if figure.higher_is_better else "≤ ")
+        + (figure.target_label or f"{figure.target:g}"),
         met=met,
         ratios=ratios,
         notes=figure.notes,
@@ -120,6 +126,8 @@ def machine() -> str:
 def _number(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value * 1000:.1f} ms"
+    if unit == "MB":
+        return f"{value:.1f} MB"
     return f"{value:,.0f} {unit}"
 
 

@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--participants", type=int, default=1_000_000)
     parser.add_argument("--clicks", type=int, default=5_000_000)
     parser.add_argument("--big-subtree", type=int, default=150_000)
+    parser.add_argument("--rewards", type=int, default=1_000_000)
     parser.add_argument(
         "--regenerate", action="store_true", help="generate the data even if present"
     )
@@ -48,6 +49,7 @@ def main() -> int:
 
     from apps.campaigns.models import Campaign
     from apps.referrals.models import Participant
+    from apps.rewards.models import Reward
 
     from . import harness, suites
 
@@ -59,7 +61,10 @@ def main() -> int:
             participants=args.participants,
             clicks=args.clicks,
             big_subtree=args.big_subtree,
+            rewards=args.rewards,
         )
+    elif Reward.objects.filter(campaign__slug__startswith="load-").count() != args.rewards:
+        call_command("generate_load_data", rewards=args.rewards, rewards_only=True)
     context = suites.Context(
         campaigns=list(Campaign.objects.filter(slug__startswith="load-").order_by("slug")),
         big_subtree=args.big_subtree,

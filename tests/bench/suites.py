@@ -115,3 +115,9 @@ def tree(ctx: Context) -> list[Figure]:
 
 
 SUITES: dict[str, Callable[[Context], list[Figure]]] = {"tree": tree}
+
+# Suites in modules of their own (they import Context from here, hence at the end).
+from . import reports  # noqa: E402
+
+SUITES["kfactor"] = reports.kfactor
+SUITES["export"] = reports.export
