@@ -3,9 +3,11 @@
 Every figure is an aggregate the database computes over the campaign's rows (counts,
 GROUP BY depth and day, a join from referee to referrer, a median); no participant is
 ever loaded into Python, so the report costs a few scans of the campaign's index range
-whatever its size. The ORM expressions used here run on PostgreSQL and SQLite alike;
-only the median differs: `percentile_cont` on PostgreSQL, the one or two middle rows
-fetched by OFFSET elsewhere (same answer, tested on both).
+whatever its size: one grouped pass for the counts, generations and cohort sizes
+(`joins`), the distinct visitors, and two joins from referee to referrer (the cohorts'
+referees, the median). The ORM expressions used here run on PostgreSQL and SQLite
+alike; the median is the one or two middle rows fetched by OFFSET on both (the same
+answer as `percentile_cont`, tested, and parallel on PostgreSQL where it is not).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ RATIO_DIGITS = 6  # ratios in the JSON: enough for any campaign, short enough to
 
 class Median(Aggregate):
     """PostgreSQL's continuous median: the mean of the two middle values for an even
-    count, exactly DESIGN.md's cycle-time rule."""
+    count, exactly DESIGN.md's cycle-time rule. The report reads the median by OFFSET
+    (`_median_by_offset`, parallel); tests check it against this."""
 
     function = "PERCENTILE_CONT"
     name = "Median"
@@ -224,21 +227,64 @@ def distinct_counts(queryset: QuerySet[Any], group: str, field: str) -> dict[Any
         return dict(cursor.fetchall())
 
 
+@dataclass(frozen=True)
+class Joins:
+    """One grouped pass over the participants who joined in a range: counts by (depth,
+    local day of joining), from which the totals, the generations and the cohort sizes
+    are sums. The rows are at most depths × days, whatever the campaign's size."""
+
+    participants: int
+    referred: int
+    qualified: int  # referees who qualified
+    quality: int  # of those, the ones not flagged or blocked (what tiers count)
+    by_depth: dict[int, int]
+    by_day: dict[date, int]
+
+
+def joins(campaign: Campaign, date_from: date | None, date_to: date | None) -> Joins:
+    """The participants who joined in the range, in one index-only pass of
+    (campaign, joined_at) grouped by depth and local day."""
+    referred = Q(referrer_id__isnull=False)
+    qualified = referred & Q(qualified_at__isnull=False)
+    rows = (
+        joined(campaign, date_from, date_to)
+        .annotate(day=TruncDate("joined_at", tzinfo=site_tz()))
+        .values_list("depth", "day")
+        .annotate(
+            n=Count("id"),
+            r=Count("id", filter=referred),
+            # The rewards engine records qualification; the report only reads it.
+            rq=Count("id", filter=qualified),
+            rqa=Count("id", filter=qualified & Q(status=Participant.Status.ACTIVE)),
+        )
+        .values_list("depth", "day", "n", "r", "rq", "rqa")
+    )
+    totals = [0, 0, 0, 0]
+    by_depth: dict[int, int] = {}
+    by_day: dict[date, int] = {}
+    for depth, day, *counts in rows:
+        totals = [total + count for total, count in zip(totals, counts, strict=True)]
+        by_depth[depth] = by_depth.get(depth, 0) + counts[0]
+        by_day[day] = by_day.get(day, 0) + counts[0]
+    participants, referred_count, qualified_count, quality = totals
+    return Joins(participants, referred_count, qualified_count, quality, by_depth, by_day)
+
+
 def generations(
-    campaign: Campaign, date_from: date | None = None, date_to: date | None = None
+    campaign: Campaign,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    *,
+    by_depth: dict[int, int] | None = None,
 ) -> list[Generation]:
     """Sizes by depth (generation n is depth n) and K per generation, |gen n+1| / |gen n|.
 
     Within a date range a referee's referrer may have joined before it: generations
     then count only who joined in the range, by their depth in the whole tree, and a
     depth nobody in the range has is listed with size 0 so the list has no gaps.
+    `by_depth` is the sizes when the caller has them already (`joins`).
     """
-    rows = dict(
-        joined(campaign, date_from, date_to)
-        .values_list("depth")
-        .annotate(size=Count("id"))
-        .values_list("depth", "size")
-    )
+    rows = joins(campaign, date_from, date_to).by_depth if by_depth is None else by_depth
     if not rows:
         return []
     sizes = [rows.get(depth, 0) for depth in range(max(rows) + 1)]
@@ -258,24 +304,20 @@ def cohorts(
     date_to: date | None = None,
     *,
     today: date | None = None,
+    sizes: dict[date, int] | None = None,
 ) -> list[Cohort]:
     """Cohorts by local day of joining: size, referees who joined within the attribution
     window of their referrer's joining, K, and whether the window has closed for all.
 
-    Two grouped queries: sizes by day, and referees by their referrer's day (a join on
-    referrer_id, the foreign key's index). Referees are counted whenever they joined,
-    inside the range or not: the window, not the range, bounds a cohort.
+    Sizes by day come from `joins` (or `sizes`, when the caller has them); referees by
+    their referrer's day from a join on referrer_id. Referees are counted whenever they
+    joined, inside the range or not: the window, not the range, bounds a cohort.
     """
     tz = site_tz()
     window = timedelta(days=campaign.attribution_window_days)
     today = today or timezone.localdate()
-    sizes = dict(
-        joined(campaign, date_from, date_to)
-        .annotate(day=TruncDate("joined_at", tzinfo=tz))
-        .values_list("day")
-        .annotate(size=Count("id"))
-        .values_list("day", "size")
-    )
+    if sizes is None:
+        sizes = joins(campaign, date_from, date_to).by_day
     referees = Participant.objects.filter(
         campaign_id=campaign.pk,
         # Always true (a referrer is in its referee's campaign), but it lets the planner
@@ -304,29 +346,34 @@ def cohorts(
 
 
 def cycle_time_hours(
-    campaign: Campaign, date_from: date | None = None, date_to: date | None = None
+    campaign: Campaign,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    *,
+    count: int | None = None,
 ) -> float | None:
     """Median of (referee joined − referrer joined) in hours over the referees who joined
-    in the range; the mean of the two middle values for an even count; None if none."""
+    in the range; the mean of the two middle values for an even count; None if none.
+    `count` is the number of those referees when the caller has it (`joins`' referred:
+    a referrer is always in its referee's campaign)."""
     pairs = joined(campaign, date_from, date_to).filter(referrer__campaign_id=campaign.pk)
     gap = ExpressionWrapper(F("joined_at") - F("referrer__joined_at"), output_field=DurationField())
-    median: timedelta | None
-    if connection.vendor == "postgresql":
-        median = pairs.aggregate(m=Median(gap))["m"]
-    else:
-        median = _median_by_offset(pairs.annotate(gap=gap))
+    median = _median_by_offset(pairs.annotate(gap=gap), count=count)
     if median is None:
         return None
     return round(median.total_seconds() / 3600, 3)
 
 
-def _median_by_offset(pairs: QuerySet[Any]) -> timedelta | None:
-    """The portable median: count, then read the one or two middle values in order.
+def _median_by_offset(pairs: QuerySet[Any], *, count: int | None = None) -> timedelta | None:
+    """The median: count (unless given), then read the one or two middle values in order.
 
-    The database sorts; Python sees at most two values. Used where percentile_cont is
-    missing (SQLite, for development); tests run it on PostgreSQL too, against it.
+    The database sorts; Python sees at most two values. On PostgreSQL the join and the
+    sort run in parallel workers (ORDER BY … OFFSET under a Gather Merge), which an
+    ordered-set aggregate such as `Median` cannot: on the viral benchmark campaign this
+    takes about half of percentile_cont's time. Tests check the two agree.
     """
-    count = pairs.count()
+    if count is None:
+        count = pairs.count()
     if count == 0:
         return None
     middle = list(
@@ -368,27 +415,12 @@ def kfactor_report(
 def _report(
     campaign: Campaign, date_from: date | None, date_to: date | None, *, today: date | None
 ) -> KReport:
-    counts = joined(campaign, date_from, date_to).aggregate(
-        n=Count("id"),
-        r=Count("id", filter=Q(referrer_id__isnull=False)),
-        # The rewards engine records qualification; the report only reads it.
-        rq=Count("id", filter=Q(referrer_id__isnull=False, qualified_at__isnull=False)),
-        # Quality: of those, the ones the fraud rules did not hold (what tiers count).
-        rqa=Count(
-            "id",
-            filter=Q(
-                referrer_id__isnull=False,
-                qualified_at__isnull=False,
-                status=Participant.Status.ACTIVE,
-            ),
-        ),
-    )
+    counts = joins(campaign, date_from, date_to)
     base = Figures(
-        participants=counts["n"],
-        referred=counts["r"],
+        participants=counts.participants,
+        referred=counts.referred,
         visitors=visitor_count(campaign, date_from, date_to),
     )
-    k = base.k
     return KReport(
         participants=base.participants,
         referred=base.referred,
@@ -396,12 +428,12 @@ def _report(
         visitors=base.visitors,
         i=base.i,
         c=base.c,
-        k=k,
-        k_qualified=ratio(counts["rq"], base.participants),
-        k_quality=ratio(counts["rqa"], base.participants),
-        generations=generations(campaign, date_from, date_to),
-        cohorts=cohorts(campaign, date_from, date_to, today=today),
-        cycle_time_hours=cycle_time_hours(campaign, date_from, date_to),
+        k=base.k,
+        k_qualified=ratio(counts.qualified, base.participants),
+        k_quality=ratio(counts.quality, base.participants),
+        generations=generations(campaign, by_depth=counts.by_depth),
+        cohorts=cohorts(campaign, date_from, date_to, today=today, sizes=counts.by_day),
+        cycle_time_hours=cycle_time_hours(campaign, date_from, date_to, count=counts.referred),
         amplification=_amplification(base.referred, base.participants),
     )
 
