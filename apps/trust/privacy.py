@@ -13,6 +13,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
@@ -24,6 +25,7 @@ from django.utils import timezone, translation
 from apps.common.codes import new_invite_code, new_token
 from apps.common.errors import FissionError, NotFound
 from apps.notifications.models import Message
+from apps.referrals import clickbuffer
 from apps.referrals.models import Click, Participant
 
 from .models import DataExportRequest, ErasureLog
@@ -68,6 +70,7 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
     forget_cached_images(participant)
     scrubbed = 0
     if participant.join_visitor_id:
+        _write_buffered_clicks()
         scrubbed = Click.objects.filter(
             campaign_id=participant.campaign_id, visitor_id=participant.join_visitor_id
         ).update(visitor_id=secrets.token_urlsafe(16), ip_hash="", ua_class="other")
@@ -102,6 +105,18 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
         actor=actor[:150],
         clicks_scrubbed=scrubbed,
     )
+
+
+def _write_buffered_clicks() -> None:
+    """Clicks still in the click buffer (CLICK_BUFFER_URL) are written first, so that the
+    scrub sees every visit made from the person's browser until now. Best effort: with
+    Redis unreachable the clicks wait there, as would clicks made after the erasure."""
+    if not clickbuffer.enabled():
+        return
+    try:
+        clickbuffer.flush()
+    except redis.RedisError as exc:
+        logger.warning("click buffer not written before an erasure: %s", exc)
 
 
 class TooManyExports(FissionError):
