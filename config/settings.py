@@ -441,6 +441,11 @@ FISSION = {
     # queue their clicks, written to the click log by COPY every CLICK_FLUSH_EVERY_SECONDS
     # (Celery beat). Empty: each redirect inserts its click (one INSERT per click).
     "CLICK_BUFFER_URL": env.str("CLICK_BUFFER_URL", default=""),
+    # Seconds a web process remembers whose an invite code is, so that a popular link's
+    # clicks cost no query. Codes only change when a person is erased: their old link
+    # stops working within this time. (A campaign's state is re-read every 5 s: one that
+    # ends is honoured within seconds.) 0: both are looked up on every click.
+    "INVITE_CACHE_SECONDS": env.float("INVITE_CACHE_SECONDS", default=300.0),
     # Data exports one person may ask for by email (personal page) per day.
     "DATA_EXPORTS_PER_DAY": env.int("DATA_EXPORTS_PER_DAY", default=3),
 }

@@ -8,8 +8,15 @@ from rest_framework.test import APIClient
 from apps.api.services import api_key_create
 from apps.campaigns.models import Campaign
 from apps.referrals.models import Participant
+from apps.referrals.selectors import invite_targets_forget
 
 from .factories import CampaignFactory, RewardTierFactory, join
+
+
+@pytest.fixture(autouse=True)
+def _fresh_invite_targets() -> None:
+    # Each process remembers invite codes for a few seconds; no test sees another's.
+    invite_targets_forget()
 
 
 @pytest.fixture

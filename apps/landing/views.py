@@ -6,6 +6,7 @@ the selectors; these only turn requests into their arguments and results into pa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -24,7 +25,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import translation
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.formats import date_format
@@ -94,18 +95,26 @@ def invite_url(participant: Participant) -> str:
 # --- /r/<code> ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _campaign_path(prefix: str, slug: str) -> str:
+    """The campaign page's path: `prefix` (the script prefix reverse() uses) is part of
+    the key, so that the remembered paths are right under any mount point."""
+    return reverse("landing:campaign", args=[slug])
+
+
 @require_safe
 def invite(request: HttpRequest, code: str) -> HttpResponseBase:
     """Record the click and send the visitor to the campaign's page.
 
-    The hottest path: one indexed lookup and one INSERT. The redirect goes to a path
-    built from the campaign's slug alone, never to anything the query string says.
+    The hottest path: one indexed lookup (none while the code is remembered) and one
+    INSERT (or one push onto the click buffer). The redirect goes to a path built from
+    the campaign's slug alone, never to anything the query string says.
     """
     code = code.lower()
     target = invite_target(code) if is_invite_code(code) else None
     if target is None:
         raise Http404("unknown invite code")
-    response = HttpResponseRedirect(reverse("landing:campaign", args=[target.campaign_slug]))
+    response = HttpResponseRedirect(_campaign_path(get_script_prefix(), target.campaign_slug))
     # Caches between the visitor and us must not answer for us: every click counts.
     response["Cache-Control"] = "no-store, private"
 

@@ -27,6 +27,7 @@ from apps.common.errors import FissionError, NotFound
 from apps.notifications.models import Message
 from apps.referrals import clickbuffer
 from apps.referrals.models import Click, Participant
+from apps.referrals.selectors import invite_code_forget
 
 from .models import DataExportRequest, ErasureLog
 from .selectors import person_export, same_person
@@ -52,7 +53,8 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
     visitor id and device class, and in the visits made from their browser the visitor
     id (replaced by a fresh random one, so visitor counts stay as they were), the IP hash
     and the device class. Their invite code and page token are replaced, so old links
-    and the personal page lead nowhere, and no message is sent to them again.
+    (within INVITE_CACHE_SECONDS in web processes that remembered the code) and the
+    personal page lead nowhere, and no message is sent to them again.
 
     Kept: the node (referrer, depth, path, referrals), status and dates, fraud flags
     (their evidence holds no personal data), conversions and rewards with their amounts
@@ -99,6 +101,7 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
         except IntegrityError:  # a new code or token collided: draw again
             if attempt == ATTEMPTS - 1:
                 raise
+    invite_code_forget(participant.code)
     return ErasureLog.objects.create(
         participant=participant,
         campaign_id=participant.campaign_id,

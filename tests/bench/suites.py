@@ -114,4 +114,10 @@ def tree(ctx: Context) -> list[Figure]:
     ]
 
 
-SUITES: dict[str, Callable[[Context], list[Figure]]] = {"tree": tree}
+from .public import qr, redirect  # noqa: E402 (the suites take this module's Context)
+
+SUITES: dict[str, Callable[[Context], list[Figure]]] = {
+    "tree": tree,
+    "redirect": redirect,
+    "qr": qr,
+}
