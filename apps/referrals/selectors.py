@@ -183,6 +183,11 @@ def participant_by_token(token: str) -> Participant | None:
     )
 
 
+def participant_code_by_token(token: str) -> str | None:
+    """The invite code of the participant whose page `token` opens (QR codes)."""
+    return Participant.objects.filter(token=token).values_list("code", flat=True).first()
+
+
 def referral_first_names(participant: Participant, *, limit: int = 100) -> list[str]:
     """What the participant may see of their direct referrals: first names only (see
     `public_name`), oldest first, at most `limit`."""
