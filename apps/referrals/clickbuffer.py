@@ -54,6 +54,7 @@ LEASE_SECONDS = 60.0
 # before it tries Redis again, so that an unreachable Redis costs each redirect nothing.
 RETRY_AFTER_SECONDS = 5.0
 TIMEOUT_SECONDS = 0.5
+FLUSH_TIMEOUT_SECONDS = 10.0
 
 # KEYS: pending, processing list, flushes. ARGV: batch size, now.
 _TAKE = """
@@ -142,19 +143,22 @@ _local = threading.local()
 _down_until = 0.0
 
 
-def client() -> redis.Redis:
+def client(*, timeout: float = TIMEOUT_SECONDS) -> redis.Redis:
     """This thread's client of the buffer: one connection of its own, which costs a push
-    half what a shared connection pool does (it reconnects by itself when dropped)."""
-    url = settings.FISSION["CLICK_BUFFER_URL"]
-    found: redis.Redis | None = getattr(_local, "clients", {}).get(url)
+    half what a shared connection pool does (it reconnects by itself when dropped).
+
+    Redirects wait at most TIMEOUT_SECONDS before inserting the click themselves; a flush
+    waits FLUSH_TIMEOUT_SECONDS, as a slow answer there only delays the clicks."""
+    key = (settings.FISSION["CLICK_BUFFER_URL"], timeout)
+    found: redis.Redis | None = getattr(_local, "clients", {}).get(key)
     if found is None:
         found = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=TIMEOUT_SECONDS,
-            socket_timeout=TIMEOUT_SECONDS,
+            key[0],
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
             single_connection_client=True,
         )
-        _local.clients = {**getattr(_local, "clients", {}), url: found}
+        _local.clients = {**getattr(_local, "clients", {}), key: found}
     return found
 
 
@@ -179,20 +183,21 @@ def push(click: BufferedClick) -> None:
 
 def pending() -> int:
     """Clicks waiting in the buffer (not counting batches being written)."""
-    return int(client().llen(PENDING))
+    return int(client(timeout=FLUSH_TIMEOUT_SECONDS).llen(PENDING))
 
 
-def flush(*, batch: int | None = None, max_batches: int = 50) -> int:
-    """Write buffered clicks to the click log: first the batches of flushers that died,
-    then up to `max_batches` batches from the buffer. Returns the clicks written.
+def flush(*, batch: int | None = None, max_batches: int = 50, lease: float | None = None) -> int:
+    """Write buffered clicks to the click log: first the batches of flushers that died
+    (taken more than `lease` seconds ago, LEASE_SECONDS unless given), then up to
+    `max_batches` batches from the buffer. Returns the clicks written.
 
     Safe to run at any time, twice at once, or inside a transaction (the processing list
     is deleted when that transaction commits).
     """
     batch = batch or BATCH
-    redis_client = client()
+    redis_client = client(timeout=FLUSH_TIMEOUT_SECONDS)
     written = 0
-    cutoff = time.time() - LEASE_SECONDS
+    cutoff = time.time() - (LEASE_SECONDS if lease is None else lease)
     for key in redis_client.zrangebyscore(FLUSHES, "-inf", cutoff):
         name = key.decode() if isinstance(key, bytes) else str(key)
         if redis_client.eval(_CLAIM, 2, FLUSHES, name, cutoff, time.time()):

@@ -297,3 +297,15 @@ def test_erasure_scrubs_visits_still_in_the_buffer(campaign, buffer):
     participant_erase(participant_id=bob.pk, actor="dpo")
     visit = Click.objects.get()
     assert visit.visitor_id != "bobs-browser" and visit.ua_class == "other"
+
+
+def test_a_flush_may_take_over_left_batches_at_once_when_told_none_runs(alice, buffer, monkeypatch):
+    click(alice)
+    monkeypatch.setattr(clickbuffer, "_release", lambda client, name: None)
+    clickbuffer.flush()
+    monkeypatch.undo()
+    monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
+    Click.objects.all().delete()  # as if that flusher died before its COPY
+    assert clickbuffer.flush() == 0
+    assert clickbuffer.flush(lease=0) == 1
+    assert not processing_lists(buffer)
