@@ -437,8 +437,26 @@ FISSION = {
     # Days clicks on invite links are kept; older ones are rolled up into the daily
     # snapshots and deleted every night. At least 30 (the snapshots' refresh needs them).
     "CLICK_RETENTION_DAYS": env.int("CLICK_RETENTION_DAYS", default=180),
+    # The click buffer: a Redis database (redis://host:6379/2) where invite redirects
+    # queue their clicks, written to the click log by COPY every CLICK_FLUSH_EVERY_SECONDS
+    # (Celery beat). Empty: each redirect inserts its click (one INSERT per click).
+    "CLICK_BUFFER_URL": env.str("CLICK_BUFFER_URL", default=""),
+    # Seconds a web process remembers whose an invite code is, so that a popular link's
+    # clicks cost no query. Codes only change when a person is erased: their old link
+    # stops working within this time. (A campaign's state is re-read every 5 s: one that
+    # ends is honoured within seconds.) 0: both are looked up on every click.
+    "INVITE_CACHE_SECONDS": env.float("INVITE_CACHE_SECONDS", default=300.0),
     # Data exports one person may ask for by email (personal page) per day.
     "DATA_EXPORTS_PER_DAY": env.int("DATA_EXPORTS_PER_DAY", default=3),
 }
+if FISSION["CLICK_BUFFER_URL"]:
+    # The click buffer, written to the click log every few seconds. A flush that waited
+    # in the queue longer than its period is dropped: the next one does its work.
+    _every = env.float("CLICK_FLUSH_EVERY_SECONDS", default=5.0)
+    CELERY_BEAT_SCHEDULE["flush-click-buffer"] = {
+        "task": "apps.referrals.tasks.flush_click_buffer",
+        "schedule": _every,
+        "options": {"expires": _every},
+    }
 if FISSION["CLICK_RETENTION_DAYS"] < 30:
     raise ImproperlyConfigured("CLICK_RETENTION_DAYS must be at least 30.")

@@ -10,6 +10,7 @@ brands such as Cubot carry it), so patterns are whole words or known product nam
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Link-preview fetchers of chat and social apps, then search engines, then HTTP tools.
@@ -68,6 +69,17 @@ def is_bot(user_agent: str) -> bool:
 
 def ua_class(user_agent: str) -> str:
     """One of the Click.UserAgentClass values: mobile, tablet, desktop, bot or other."""
+    # Most clicks come from a few thousand distinct user agents: remembered, the regular
+    # expressions run once for each (unless it is too long to be worth keeping).
+    if len(user_agent) > UA_CACHED_LENGTH:
+        return _ua_class(user_agent)
+    return _ua_class_cached(user_agent)
+
+
+UA_CACHED_LENGTH = 512
+
+
+def _ua_class(user_agent: str) -> str:
     if is_bot(user_agent):
         return "bot"
     # Android tablets leave "Mobile" out of their user agent; phones put it in.
@@ -80,3 +92,6 @@ def ua_class(user_agent: str) -> str:
     if _DESKTOP_RE.search(user_agent):
         return "desktop"
     return "other"
+
+
+_ua_class_cached = functools.lru_cache(maxsize=4096)(_ua_class)

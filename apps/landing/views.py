@@ -6,10 +6,13 @@ the selectors; these only turn requests into their arguments and results into pa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -24,7 +27,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import translation
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.formats import date_format
@@ -49,6 +52,7 @@ from apps.referrals.selectors import (
     invite_target,
     inviter_in_campaign,
     participant_by_token,
+    participant_code_by_token,
     participant_progress,
     referral_first_names,
 )
@@ -94,18 +98,26 @@ def invite_url(participant: Participant) -> str:
 # --- /r/<code> ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _campaign_path(prefix: str, slug: str) -> str:
+    """The campaign page's path: `prefix` (the script prefix reverse() uses) is part of
+    the key, so that the remembered paths are right under any mount point."""
+    return reverse("landing:campaign", args=[slug])
+
+
 @require_safe
 def invite(request: HttpRequest, code: str) -> HttpResponseBase:
     """Record the click and send the visitor to the campaign's page.
 
-    The hottest path: one indexed lookup and one INSERT. The redirect goes to a path
-    built from the campaign's slug alone, never to anything the query string says.
+    The hottest path: one indexed lookup (none while the code is remembered) and one
+    INSERT (or one push onto the click buffer). The redirect goes to a path built from
+    the campaign's slug alone, never to anything the query string says.
     """
     code = code.lower()
     target = invite_target(code) if is_invite_code(code) else None
     if target is None:
         raise Http404("unknown invite code")
-    response = HttpResponseRedirect(reverse("landing:campaign", args=[target.campaign_slug]))
+    response = HttpResponseRedirect(_campaign_path(get_script_prefix(), target.campaign_slug))
     # Caches between the visitor and us must not answer for us: every click counts.
     response["Cache-Control"] = "no-store, private"
 
@@ -490,28 +502,97 @@ def _image(
     return response
 
 
+# Rendered QR codes, remembered by each process for INVITE_CACHE_SECONDS: digest ->
+# (expiry on the monotonic clock, bytes), at most QR_MEMORY_BYTES in all (the oldest go
+# first). In front of Django's cache, so that a popular code costs neither a query nor
+# a round trip to the cache.
+_qr_memory: dict[str, tuple[float, bytes]] = {}
+_qr_memory_lock = threading.Lock()
+_qr_memory_bytes = 0
+QR_MEMORY_BYTES = 32 * 1024 * 1024
+
+
+def _qr_digest(kind: str, token: str) -> str:
+    """Everything a QR code is drawn from: the page token (one per invite code; both are
+    replaced together when a person is erased), SITE_URL and the look (IMAGE_VERSION).
+    Hashed: a token opens a personal page, so it is never a cache key in the clear."""
+    return hashlib.sha256(
+        f"{IMAGE_VERSION}\n{kind}\n{settings.SITE_URL}\n{token}".encode()
+    ).hexdigest()[:32]
+
+
+def _qr_remember(digest: str, body: bytes) -> None:
+    global _qr_memory_bytes
+    ttl = settings.FISSION["INVITE_CACHE_SECONDS"]
+    if not ttl or len(body) > QR_MEMORY_BYTES:
+        return
+    with _qr_memory_lock:
+        old = _qr_memory.pop(digest, None)
+        _qr_memory_bytes -= len(old[1]) if old else 0
+        while _qr_memory and _qr_memory_bytes + len(body) > QR_MEMORY_BYTES:
+            _qr_memory_bytes -= len(_qr_memory.pop(next(iter(_qr_memory)))[1])
+        _qr_memory[digest] = (time.monotonic() + ttl, body)
+        _qr_memory_bytes += len(body)
+
+
+def qr_memory_forget(digests: list[str] | None = None) -> None:
+    """Forget QR codes this process remembers: those of `digests`, or all (tests)."""
+    global _qr_memory_bytes
+    with _qr_memory_lock:
+        for digest in list(_qr_memory) if digests is None else digests:
+            old = _qr_memory.pop(digest, None)
+            _qr_memory_bytes -= len(old[1]) if old else 0
+
+
+def _qr_code(
+    request: HttpRequest, token: str, *, kind: str, content_type: str, draw: Callable[[str], bytes]
+) -> HttpResponseBase:
+    """A QR code of the participant's invite link: from this process's memory, else from
+    Django's cache, else drawn (one query for the code) and kept in both."""
+    if not is_token(token):
+        raise Http404("unknown token")
+    digest = _qr_digest(kind, token)
+    remembered = _qr_memory.get(digest)
+    if remembered is not None and remembered[0] > time.monotonic():
+        body = remembered[1]
+    else:
+        cache_key = f"fission:image:qr:{digest}"
+        # The cache only saves drawing the image again: when it is down, draw it.
+        try:
+            body = cache.get(cache_key)
+        except Exception as exc:  # any cache backend's own error type
+            logger.warning("image cache unavailable: %s", exc)
+            body = None
+        if body is None:
+            code = participant_code_by_token(token)
+            if code is None:
+                raise Http404("unknown token")
+            body = draw(f"{settings.SITE_URL}/r/{code}")
+            try:
+                cache.set(cache_key, body, IMAGE_CACHE_SECONDS)
+            except Exception as exc:
+                logger.warning("image cache unavailable: %s", exc)
+        _qr_remember(digest, body)
+    etag = f'"{digest}"'
+    not_modified = get_conditional_response(request, etag=etag)
+    if not_modified is not None:
+        not_modified["ETag"] = etag
+        return not_modified
+    response = HttpResponse(body, content_type=content_type)
+    response["ETag"] = etag
+    # The QR code holds only the invite link, which is public by design.
+    patch_cache_control(response, public=True, max_age=3600)
+    return response
+
+
 @require_safe
 def qr_code_svg(request: HttpRequest, token: str) -> HttpResponseBase:
-    url = invite_url(_participant(token))
-    return _image(
-        request,
-        identity=f"qr.svg\n{url}",
-        content_type="image/svg+xml",
-        render_bytes=lambda: qr_svg(url),
-        public=True,
-    )
+    return _qr_code(request, token, kind="qr.svg", content_type="image/svg+xml", draw=qr_svg)
 
 
 @require_safe
 def qr_code_png(request: HttpRequest, token: str) -> HttpResponseBase:
-    url = invite_url(_participant(token))
-    return _image(
-        request,
-        identity=f"qr.png\n{url}",
-        content_type="image/png",
-        render_bytes=lambda: qr_png(url),
-        public=True,
-    )
+    return _qr_code(request, token, kind="qr.png", content_type="image/png", draw=qr_png)
 
 
 def _poster_texts(participant: Participant, language: str) -> dict[str, str]:
@@ -535,12 +616,17 @@ def _poster_identity(texts: dict[str, str]) -> str:
 
 def forget_cached_images(participant: Participant) -> None:
     """Drop the participant's posters (which show their name) from the image cache, in
-    every language: called before their personal data is erased."""
+    every language, and their QR codes: called before their personal data is erased."""
     keys = []
     for language, _name in settings.LANGUAGES:
         with translation.override(language):
             identity = _poster_identity(_poster_texts(participant, language))
         keys.append(_image_key(identity)[1])
+    # The QR codes hold no personal data, but the old link must lead nowhere: forgotten
+    # here and in the cache at once, in other processes within INVITE_CACHE_SECONDS.
+    digests = [_qr_digest(kind, participant.token) for kind in ("qr.svg", "qr.png")]
+    keys += [f"fission:image:qr:{digest}" for digest in digests]
+    qr_memory_forget(digests)
     cache.delete_many(keys)
 
 

@@ -175,6 +175,10 @@ class Click(models.Model):
     ip_hash = models.CharField(max_length=64, blank=True)
     ua_class = models.CharField(max_length=8, choices=UserAgentClass.choices, default="other")
     is_bot = models.BooleanField(default=False)
+    # Set on clicks that went through the click buffer (CLICK_BUFFER_URL): the random id
+    # the redirect gave the click, which makes writing it a second time (a flush retried
+    # after a crash, a push that timed out and was also inserted directly) a no-op.
+    buffer_id = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [
@@ -187,6 +191,16 @@ class Click(models.Model):
                 include=["created_at"],
                 condition=Q(is_bot=False) & ~Q(visitor_id=""),
                 name="click_campaign_visitor",
+            ),
+        ]
+        constraints = [
+            # Each buffered click is written once: the flush inserts ON CONFLICT DO
+            # NOTHING against this index. Partial, so that direct inserts (no buffer_id)
+            # pay nothing for it and the index holds only buffered clicks.
+            models.UniqueConstraint(
+                fields=["buffer_id"],
+                condition=Q(buffer_id__isnull=False),
+                name="click_buffer_id_unique",
             ),
         ]
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.campaigns.models import Campaign, LandingCopy, RewardTier
 from apps.common.errors import NotFound
@@ -51,28 +56,104 @@ class InviteTarget:
     attribution_window_days: int
 
 
+# Where invite codes lead, remembered by each process (see INVITE_CACHE_SECONDS): code ->
+# (expiry on the monotonic clock, participant id, campaign id), bounded (the oldest
+# entries go first); and campaign id -> (expiry, slug, attribution window, status, end),
+# which a process re-reads every CAMPAIGN_STATE_SECONDS, so that a campaign that ends or
+# goes back to draft is honoured within that time.
+_codes: dict[str, tuple[float, int, int]] = {}
+_campaigns: dict[int, tuple[float, str, int, str, datetime | None]] = {}
+_lock = threading.Lock()
+CODES_MAX = 50_000
+CAMPAIGN_STATE_SECONDS = 5.0
+# Raw SQL: on the hottest path the ORM's building of this query costs several times the
+# query itself (a unique-index lookup joined to the campaign's primary key).
+_TARGET_SQL = f"""
+SELECT p.id, p.campaign_id, c.slug, c.attribution_window_days, c.status, c.ends_at
+FROM {Participant._meta.db_table} p JOIN {Campaign._meta.db_table} c ON c.id = p.campaign_id
+WHERE p.code = %s
+"""  # noqa: S608 (table names from the models; the code is a parameter)
+
+
 def invite_target(code: str) -> InviteTarget | None:
-    """Where an invite link leads: one lookup on the unique index of `code`, joined to its
-    campaign, reading only the columns the redirect uses (the hottest query).
+    """Where an invite link leads: the participant of `code` (a unique-index lookup) and
+    what the redirect needs of their campaign, or None.
 
     A code of a campaign that is over (ended) or not public yet (draft) leads nowhere,
     exactly like a code that does not exist: the same query and the same answer, so
     trying codes tells nobody which ones were ever handed out.
+
+    Each process remembers codes for INVITE_CACHE_SECONDS (codes only change when a
+    person is erased) and its campaigns' state for CAMPAIGN_STATE_SECONDS, so a popular
+    link's clicks cost no query. Unknown codes are not remembered, so guessing codes
+    cannot push the popular ones out.
     """
-    try:
-        row = Participant.objects.values_list(
-            "id",
-            "campaign_id",
-            "campaign__slug",
-            "campaign__attribution_window_days",
-            "campaign__status",
-            "campaign__ends_at",
-        ).get(code=code)
-    except Participant.DoesNotExist:
+    ttl = settings.FISSION["INVITE_CACHE_SECONDS"]
+    now = time.monotonic()
+    known = _codes.get(code) if ttl else None
+    if known is not None and known[0] > now:
+        participant_id, campaign_id = known[1], known[2]
+        state = _campaigns.get(campaign_id)
+        if state is None or state[0] <= now:
+            row = (
+                Campaign.objects.filter(pk=campaign_id)
+                .values_list("slug", "attribution_window_days", "status", "ends_at")
+                .first()
+            )
+            if row is None:
+                return None
+            state = (now + CAMPAIGN_STATE_SECONDS, *row)
+            _remember(_campaigns, campaign_id, state, CODES_MAX)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_TARGET_SQL, [code])
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        participant_id, campaign_id = found[0], found[1]
+        state = (now + CAMPAIGN_STATE_SECONDS, found[2], found[3], found[4], _aware(found[5]))
+        if ttl:
+            _remember(_codes, code, (now + ttl, participant_id, campaign_id), CODES_MAX)
+            _remember(_campaigns, campaign_id, state, CODES_MAX)
+    _, slug, window_days, status, ends_at = state
+    if not campaign_is_public(status=status, ends_at=ends_at):
         return None
-    if not campaign_is_public(status=row[4], ends_at=row[5]):
-        return None
-    return InviteTarget(*row[:4])
+    return InviteTarget(participant_id, campaign_id, slug, window_days)
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """A timestamp column read by raw SQL: SQLite gives text in UTC, PostgreSQL an aware
+    datetime."""
+    if value is None or (isinstance(value, datetime) and timezone.is_aware(value)):
+        return value
+    parsed = parse_datetime(value) if isinstance(value, str) else value
+    if parsed is None:
+        raise ValueError(f"not a timestamp: {value!r}")
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+def _remember(entries: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    # Writers take the lock (the eviction iterates); readers only .get(), which is
+    # atomic under the GIL.
+    with _lock:
+        if key not in entries:
+            while len(entries) >= limit:
+                del entries[next(iter(entries))]
+        entries[key] = value
+
+
+def invite_code_forget(code: str) -> None:
+    """Forget a code that no longer leads anywhere (erasure replaces it): at once in this
+    process, within INVITE_CACHE_SECONDS in the others."""
+    with _lock:
+        _codes.pop(code, None)
+
+
+def invite_targets_forget() -> None:
+    """Forget what this process remembers of invite codes and campaigns (tests)."""
+    with _lock:
+        _codes.clear()
+        _campaigns.clear()
 
 
 def campaign_is_public(*, status: str, ends_at: datetime | None) -> bool:
@@ -100,6 +181,11 @@ def participant_by_token(token: str) -> Participant | None:
         .filter(token=token)
         .first()
     )
+
+
+def participant_code_by_token(token: str) -> str | None:
+    """The invite code of the participant whose page `token` opens (QR codes)."""
+    return Participant.objects.filter(token=token).values_list("code", flat=True).first()
 
 
 def referral_first_names(participant: Participant, *, limit: int = 100) -> list[str]:

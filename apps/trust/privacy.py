@@ -13,6 +13,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
@@ -24,7 +25,9 @@ from django.utils import timezone, translation
 from apps.common.codes import new_invite_code, new_token
 from apps.common.errors import FissionError, NotFound
 from apps.notifications.models import Message
+from apps.referrals import clickbuffer
 from apps.referrals.models import Click, Participant
+from apps.referrals.selectors import invite_code_forget
 
 from .models import DataExportRequest, ErasureLog
 from .selectors import person_export, same_person
@@ -50,7 +53,8 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
     visitor id and device class, and in the visits made from their browser the visitor
     id (replaced by a fresh random one, so visitor counts stay as they were), the IP hash
     and the device class. Their invite code and page token are replaced, so old links
-    and the personal page lead nowhere, and no message is sent to them again.
+    (within INVITE_CACHE_SECONDS in web processes that remembered the code) and the
+    personal page lead nowhere, and no message is sent to them again.
 
     Kept: the node (referrer, depth, path, referrals), status and dates, fraud flags
     (their evidence holds no personal data), conversions and rewards with their amounts
@@ -68,6 +72,7 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
     forget_cached_images(participant)
     scrubbed = 0
     if participant.join_visitor_id:
+        _write_buffered_clicks()
         scrubbed = Click.objects.filter(
             campaign_id=participant.campaign_id, visitor_id=participant.join_visitor_id
         ).update(visitor_id=secrets.token_urlsafe(16), ip_hash="", ua_class="other")
@@ -96,12 +101,25 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
         except IntegrityError:  # a new code or token collided: draw again
             if attempt == ATTEMPTS - 1:
                 raise
+    invite_code_forget(participant.code)
     return ErasureLog.objects.create(
         participant=participant,
         campaign_id=participant.campaign_id,
         actor=actor[:150],
         clicks_scrubbed=scrubbed,
     )
+
+
+def _write_buffered_clicks() -> None:
+    """Clicks still in the click buffer (CLICK_BUFFER_URL) are written first, so that the
+    scrub sees every visit made from the person's browser until now. Best effort: with
+    Redis unreachable the clicks wait there, as would clicks made after the erasure."""
+    if not clickbuffer.enabled():
+        return
+    try:
+        clickbuffer.flush()
+    except redis.RedisError as exc:
+        logger.warning("click buffer not written before an erasure: %s", exc)
 
 
 class TooManyExports(FissionError):

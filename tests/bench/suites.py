@@ -114,10 +114,14 @@ def tree(ctx: Context) -> list[Figure]:
     ]
 
 
-SUITES: dict[str, Callable[[Context], list[Figure]]] = {"tree": tree}
-
-# Suites in modules of their own (they import Context from here, hence at the end).
+# Suites in modules of their own (they take this module's Context, hence at the end).
 from . import reports  # noqa: E402
+from .public import qr, redirect  # noqa: E402
 
-SUITES["kfactor"] = reports.kfactor
-SUITES["export"] = reports.export
+SUITES: dict[str, Callable[[Context], list[Figure]]] = {
+    "tree": tree,
+    "kfactor": reports.kfactor,
+    "export": reports.export,
+    "redirect": redirect,
+    "qr": qr,
+}

@@ -155,3 +155,55 @@ def test_long_text_is_wrapped_within_the_width_and_cut_with_an_ellipsis():
     assert len(lines) == 3 and lines[-1].endswith("…")
     assert all(font.getlength(line) <= 300 for line in lines)
     assert poster_module.wrap("一" * 40, font, 200, max_lines=10)[0] != "一" * 40
+
+
+def test_a_qr_code_drawn_once_costs_no_query_and_no_drawing(
+    phone, alice, monkeypatch, django_assert_num_queries
+):
+    first = phone.get(f"/p/{alice.token}/qr.png").content
+
+    def must_not_draw(url: str) -> bytes:
+        raise AssertionError("drawn again")
+
+    monkeypatch.setattr("apps.landing.views.qr_png", must_not_draw)
+    with django_assert_num_queries(0):
+        assert phone.get(f"/p/{alice.token}/qr.png").content == first
+
+
+def test_a_qr_code_in_the_shared_cache_is_not_drawn_again(phone, alice, monkeypatch):
+    from apps.landing.views import qr_memory_forget
+
+    first = phone.get(f"/p/{alice.token}/qr.svg").content
+    qr_memory_forget()  # another web process: only the shared cache has it
+    monkeypatch.setattr("apps.landing.views.qr_svg", lambda url: b"drawn again")
+    assert phone.get(f"/p/{alice.token}/qr.svg").content == first
+
+
+def test_unknown_tokens_have_no_qr_code(phone, db):
+    assert phone.get("/p/" + "x" * 32 + "/qr.png").status_code == 404
+    assert phone.get("/p/short/qr.svg").status_code == 404
+
+
+def test_an_erased_persons_old_qr_code_leads_nowhere(phone, alice):
+    from apps.trust.privacy import participant_erase
+
+    assert phone.get(f"/p/{alice.token}/qr.png").status_code == 200
+    participant_erase(participant_id=alice.pk, actor="dpo")
+    assert phone.get(f"/p/{alice.token}/qr.png").status_code == 404
+
+
+def test_the_svg_qr_code_decodes_back_to_the_invite_link(phone, alice):
+    """Each rectangle of the path drawn 10 pixels to a module, then read by a scanner."""
+    import re
+
+    svg = phone.get(f"/p/{alice.token}/qr.svg").content.decode()
+    size = int(re.search(r'viewBox="0 0 (\d+) \1"', svg).group(1))
+    image = Image.new("L", (size * 10, size * 10), 255)
+    draw = ImageDraw.Draw(image)
+    runs = re.findall(r"M(\d+) (\d+)h(\d+)v1h-\3z", re.search(r'<path d="([^"]*)"', svg).group(1))
+    assert runs
+    for x, y, width in ((int(a), int(b), int(c)) for a, b, c in runs):
+        draw.rectangle([x * 10, y * 10, (x + width) * 10 - 1, y * 10 + 9], fill=0)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    assert decoded(buffer.getvalue()) == [f"http://testserver/r/{alice.code}"]

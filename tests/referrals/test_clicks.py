@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 def test_recording_a_click_is_a_single_insert(alice, django_assert_num_queries):
     with django_assert_num_queries(1):
-        click = click_record(
+        click_record(
             campaign_id=alice.campaign_id,
             participant_id=alice.pk,
             channel="wechat",
@@ -18,7 +18,8 @@ def test_recording_a_click_is_a_single_insert(alice, django_assert_num_queries):
             ip_hash="h",
             ua_class="mobile",
         )
-    assert Click.objects.get() == click
+    click = Click.objects.get()
+    assert click.buffer_id is None
     assert (click.channel, click.visitor_id, click.ua_class, click.is_bot) == (
         "wechat",
         "v1",
@@ -28,7 +29,7 @@ def test_recording_a_click_is_a_single_insert(alice, django_assert_num_queries):
 
 
 def test_overlong_values_are_cut_and_unknown_classes_become_other(alice):
-    click = click_record(
+    click_record(
         campaign_id=alice.campaign_id,
         participant_id=alice.pk,
         channel="c" * 100,
@@ -36,6 +37,6 @@ def test_overlong_values_are_cut_and_unknown_classes_become_other(alice):
         ua_class="toaster",
         is_bot=True,
     )
-    click.refresh_from_db()
+    click = Click.objects.get()
     assert len(click.channel) == 32 and len(click.visitor_id) == 64
     assert click.ua_class == "other" and click.is_bot

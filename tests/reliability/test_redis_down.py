@@ -33,10 +33,14 @@ def test_with_redis_down_links_redirect_joins_work_and_nothing_is_lost(
         DATABASE_URL=test_database_url,
         CACHE_URL=private_redis.url(1),
         CELERY_BROKER_URL=private_redis.url(0),
+        # Clicks go through the click buffer while Redis is there, straight to the
+        # database while it is not.
+        CLICK_BUFFER_URL=private_redis.url(2),
         # Per hour: the counts are in fixed windows, and four joins a second apart cross an
         # hour's boundary far more rarely than a minute's.
         JOIN_RATE_LIMIT="3/h",
         WEBHOOK_SWEEP_EVERY_SECONDS=1,
+        CLICK_FLUSH_EVERY_SECONDS=1,
         WEBHOOK_SWEEP_GRACE_SECONDS=1,
     )
     server = processes.web(env)
@@ -89,6 +93,16 @@ def test_with_redis_down_links_redirect_joins_work_and_nothing_is_lost(
     caught_up = time.monotonic()
     counts = receiver.counts()
     sent = set(WebhookDelivery.objects.values_list("event_id", flat=True))
+
+    # A click after the outage reaches the log too (buffered, or inserted if the web
+    # process still leaves Redis alone for a moment), written once.
+    assert visitor.client.get(f"/r/{alice.code}?s=after").status_code == 302
+    wait_for(
+        lambda: Click.objects.filter(participant=alice, channel="after").exists(),
+        timeout=30,
+        what="the click made after the outage",
+    )
+    assert Click.objects.filter(participant=alice).count() == 2
 
     # The limit holds again once Redis counts.
     assert joins(4, "after") == [303, 303, 303, 429]

@@ -1,0 +1,269 @@
+"""The click buffer: invite clicks queued in Redis, written to the click log by COPY.
+
+Off unless CLICK_BUFFER_URL names a Redis database; then the redirect pushes each click
+onto a Redis list (one round trip, no database write) and a periodic task writes them in
+batches. Every click is written exactly once:
+
+1. The redirect gives the click a random UUID (`buffer_id`) and RPUSHes it, as a compact
+   JSON array, onto PENDING.
+2. A flush moves up to a batch of clicks from PENDING onto a processing list of its own
+   and records that list, with the time, in FLUSHES: one Lua script, so two flushers
+   never take the same clicks and no click is ever in neither place.
+3. It COPYs the batch into a temporary table and inserts it into the click log
+   ON CONFLICT (buffer_id) DO NOTHING, in one transaction.
+4. After the commit it deletes its processing list and its FLUSHES entry (one MULTI).
+
+A flusher that dies between 2 and 4 leaves its list behind. A later flush takes over
+lists older than LEASE_SECONDS (claimed by a compare-and-set on their time in FLUSHES, so
+one flusher at a time) and writes them again: what was already written is skipped by
+the unique `buffer_id`, so a crash after the COPY's commit duplicates nothing.
+
+When Redis cannot be reached the redirect inserts the click itself, with the same
+`buffer_id`: if the push did arrive after all (a timeout on the answer), its flush finds
+the click already written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+
+from .models import Click, Participant
+
+logger = logging.getLogger(__name__)
+
+# Keys share one hash tag, so the Lua scripts also run on a Redis Cluster.
+PENDING = "{fission:clicks}:pending"
+FLUSHES = "{fission:clicks}:flushes"
+PROCESSING = "{fission:clicks}:processing:"
+BATCH = 20_000
+# A processing list older than this belongs to a flusher that died: a flush takes it
+# over. Far longer than writing one batch takes (well under a second).
+LEASE_SECONDS = 60.0
+# After Redis failed to answer, this process inserts clicks directly for this long
+# before it tries Redis again, so that an unreachable Redis costs each redirect nothing.
+RETRY_AFTER_SECONDS = 5.0
+TIMEOUT_SECONDS = 0.5
+FLUSH_TIMEOUT_SECONDS = 10.0
+
+# KEYS: pending, processing list, flushes. ARGV: batch size, now.
+_TAKE = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local n = #items
+if n == 0 then return 0 end
+for i = 1, n, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, n)))
+end
+redis.call('LTRIM', KEYS[1], n, -1)
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+return n
+"""
+# KEYS: flushes, processing list. ARGV: taken before (a time), now.
+_CLAIM = """
+local taken = redis.call('ZSCORE', KEYS[1], KEYS[2])
+if taken and tonumber(taken) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
+  return 1
+end
+return 0
+"""
+
+_COLUMNS = (
+    "buffer_id", "campaign_id", "participant_id", "created_at", "channel", "visitor_id",
+    "ip_hash", "ua_class", "is_bot",
+)  # fmt: skip
+_TEMP_TABLE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS click_flush (
+    buffer_id uuid, campaign_id bigint, participant_id bigint, created_at timestamptz,
+    channel varchar(32), visitor_id varchar(64), ip_hash varchar(64), ua_class varchar(8),
+    is_bot boolean
+) ON COMMIT DELETE ROWS
+"""
+# Clicks of no participant (participants are never deleted: a forged or corrupt item)
+# are left out, rather than failing the batch on the foreign key for ever. Ids follow
+# the clicks' times, as they do when clicks are inserted one by one.
+_INSERT = f"""
+INSERT INTO referrals_click ({", ".join(_COLUMNS)})
+SELECT {", ".join("f." + c for c in _COLUMNS)}
+FROM click_flush f
+JOIN referrals_participant p ON p.id = f.participant_id AND p.campaign_id = f.campaign_id
+ORDER BY f.created_at
+ON CONFLICT (buffer_id) WHERE buffer_id IS NOT NULL DO NOTHING
+"""  # noqa: S608 (constant column names)
+
+
+class Unavailable(Exception):
+    """Redis could not be reached (or is being left alone for a few seconds)."""
+
+
+@dataclass(frozen=True)
+class BufferedClick:
+    buffer_id: uuid.UUID
+    campaign_id: int
+    participant_id: int
+    created_at: datetime
+    channel: str
+    visitor_id: str
+    ip_hash: str
+    ua_class: str
+    is_bot: bool
+
+    def encode(self) -> str:
+        return json.dumps(
+            [
+                self.buffer_id.hex,
+                self.campaign_id,
+                self.participant_id,
+                self.created_at.isoformat(),
+                self.channel,
+                self.visitor_id,
+                self.ip_hash,
+                self.ua_class,
+                int(self.is_bot),
+            ],
+            separators=(",", ":"),
+        )
+
+
+def enabled() -> bool:
+    return bool(settings.FISSION["CLICK_BUFFER_URL"])
+
+
+_local = threading.local()
+_down_until = 0.0
+
+
+def client(*, timeout: float = TIMEOUT_SECONDS) -> redis.Redis:
+    """This thread's client of the buffer: one connection of its own, which costs a push
+    half what a shared connection pool does (it reconnects by itself when dropped).
+
+    Redirects wait at most TIMEOUT_SECONDS before inserting the click themselves; a flush
+    waits FLUSH_TIMEOUT_SECONDS, as a slow answer there only delays the clicks."""
+    key = (settings.FISSION["CLICK_BUFFER_URL"], timeout)
+    found: redis.Redis | None = getattr(_local, "clients", {}).get(key)
+    if found is None:
+        found = redis.Redis.from_url(
+            key[0],
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            single_connection_client=True,
+        )
+        _local.clients = {**getattr(_local, "clients", {}), key: found}
+    return found
+
+
+def push(click: BufferedClick) -> None:
+    """Queue one click (one RPUSH). Raises Unavailable when Redis cannot take it: the
+    caller then writes the click itself."""
+    global _down_until
+    if _down_until and time.monotonic() < _down_until:
+        raise Unavailable("the click buffer failed a moment ago")
+    try:
+        client().rpush(PENDING, click.encode())
+    except redis.RedisError as exc:
+        _down_until = time.monotonic() + RETRY_AFTER_SECONDS
+        logger.warning(
+            "click buffer unavailable, inserting clicks directly for %s s: %s",
+            RETRY_AFTER_SECONDS,
+            exc,
+        )
+        raise Unavailable(str(exc)) from exc
+    _down_until = 0.0
+
+
+def pending() -> int:
+    """Clicks waiting in the buffer (not counting batches being written)."""
+    return int(client(timeout=FLUSH_TIMEOUT_SECONDS).llen(PENDING))
+
+
+def flush(*, batch: int | None = None, max_batches: int = 50, lease: float | None = None) -> int:
+    """Write buffered clicks to the click log: first the batches of flushers that died
+    (taken more than `lease` seconds ago, LEASE_SECONDS unless given), then up to
+    `max_batches` batches from the buffer. Returns the clicks written.
+
+    Safe to run at any time, twice at once, or inside a transaction (the processing list
+    is deleted when that transaction commits).
+    """
+    batch = batch or BATCH
+    redis_client = client(timeout=FLUSH_TIMEOUT_SECONDS)
+    written = 0
+    cutoff = time.time() - (LEASE_SECONDS if lease is None else lease)
+    for key in redis_client.zrangebyscore(FLUSHES, "-inf", cutoff):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if redis_client.eval(_CLAIM, 2, FLUSHES, name, cutoff, time.time()):
+            logger.warning("click buffer: writing again the batch of a lost flush, %s", name)
+            written += _write(redis_client, name)
+    for _ in range(max_batches):
+        name = PROCESSING + uuid.uuid4().hex
+        taken = int(redis_client.eval(_TAKE, 3, PENDING, name, FLUSHES, batch, time.time()))
+        if not taken:
+            break
+        written += _write(redis_client, name)
+        if taken < batch:
+            break
+    return written
+
+
+def _write(redis_client: redis.Redis, name: str) -> int:
+    rows = []
+    for raw in redis_client.lrange(name, 0, -1):
+        try:
+            rows.append(_decode(raw))
+        except (ValueError, TypeError) as exc:  # never one bad item holding up the rest
+            logger.error("click buffer: dropping an unreadable click %r: %s", raw[:200], exc)
+    with transaction.atomic():
+        written = _insert(rows) if rows else 0
+        transaction.on_commit(lambda: _release(redis_client, name), robust=True)
+    return written
+
+
+def _release(redis_client: redis.Redis, name: str) -> None:
+    # If this fails (Redis gone a moment), the list is written again after the lease,
+    # and skipped click by click: nothing is lost or doubled.
+    pipe = redis_client.pipeline(transaction=True)
+    pipe.delete(name)
+    pipe.zrem(FLUSHES, name)
+    pipe.execute()
+
+
+def _decode(raw: bytes | str) -> list[Any]:
+    row = json.loads(raw)
+    if not isinstance(row, list) or len(row) != len(_COLUMNS):
+        raise ValueError("not a click")
+    row[0] = uuid.UUID(row[0])
+    row[3] = datetime.fromisoformat(row[3])
+    row[8] = bool(row[8])
+    return row
+
+
+def _insert(rows: list[list[Any]]) -> int:
+    if connection.vendor != "postgresql":
+        # SQLite (development): the same guarantee through the ORM.
+        clicks = {row[0]: Click(**dict(zip(_COLUMNS, row, strict=True))) for row in rows}
+        known = set(Click.objects.filter(buffer_id__in=clicks).values_list("buffer_id", flat=True))
+        people = Participant.objects.filter(pk__in={c.participant_id for c in clicks.values()})
+        alive = set(people.values_list("pk", flat=True))
+        fresh = [
+            c for c in clicks.values() if c.participant_id in alive and c.buffer_id not in known
+        ]
+        Click.objects.bulk_create(fresh)
+        return len(fresh)
+    with connection.cursor() as cursor:
+        cursor.execute(_TEMP_TABLE)
+        # Left over from an earlier flush in the same transaction, if any.
+        cursor.execute("TRUNCATE click_flush")
+        with cursor.cursor.copy(f"COPY click_flush ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_INSERT)
+        return int(cursor.rowcount)

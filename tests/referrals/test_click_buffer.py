@@ -1,0 +1,311 @@
+"""The click buffer (CLICK_BUFFER_URL): clicks queued in a real Redis (a private database
+number, emptied before and after each test) reach the click log exactly once, through
+crashes and concurrent flushers, and go straight to the log while Redis is down."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from io import StringIO
+from typing import Any
+
+import pytest
+import redis
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+from django.test import Client
+from django.utils import timezone
+
+from apps.referrals import clickbuffer
+from apps.referrals.models import Click, Participant
+from apps.referrals.services import click_record
+from apps.referrals.tasks import flush_click_buffer
+from apps.trust.privacy import participant_erase
+from tests.factories import CampaignFactory, join
+from tests.landing.conftest import PHONE
+
+BUFFER_URL = "redis://127.0.0.1:6379/14"
+# Nothing listens on port 1: connections are refused at once.
+DOWN_URL = "redis://127.0.0.1:1/0"
+
+# Transactional: a flush deletes its processing list when its transaction commits.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def use_buffer(settings: Any, url: str) -> None:
+    settings.FISSION = {**settings.FISSION, "CLICK_BUFFER_URL": url}
+
+
+@pytest.fixture
+def buffer(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(BUFFER_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("needs Redis at 127.0.0.1:6379")
+    client.flushdb()
+    use_buffer(settings, BUFFER_URL)
+    monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
+    yield client
+    client.flushdb()
+
+
+def click(participant: Participant, channel: str = "wechat", **kwargs: Any) -> None:
+    click_record(
+        campaign_id=participant.campaign_id,
+        participant_id=participant.pk,
+        channel=channel,
+        visitor_id=kwargs.pop("visitor_id", "v1"),
+        ip_hash="h",
+        ua_class="mobile",
+        **kwargs,
+    )
+
+
+def processing_lists(client: redis.Redis) -> list[bytes]:
+    return list(client.scan_iter(match=clickbuffer.PROCESSING + "*"))
+
+
+def test_buffered_clicks_reach_the_log_once_with_what_the_redirect_saw(alice, buffer):
+    click(alice, "wechat")
+    click(alice, "line", is_bot=True)
+    assert not Click.objects.exists()
+    assert clickbuffer.pending() == 2
+
+    assert clickbuffer.flush() == 2
+    rows = list(
+        Click.objects.order_by("channel").values_list(
+            "participant_id", "campaign_id", "channel", "visitor_id", "ua_class", "is_bot"
+        )
+    )
+    assert rows == [
+        (alice.pk, alice.campaign_id, "line", "v1", "mobile", True),
+        (alice.pk, alice.campaign_id, "wechat", "v1", "mobile", False),
+    ]
+    assert all(c.buffer_id for c in Click.objects.all())
+    assert clickbuffer.flush() == 0
+    assert Click.objects.count() == 2
+    assert clickbuffer.pending() == 0 and not processing_lists(buffer)
+    assert buffer.zcard(clickbuffer.FLUSHES) == 0
+
+
+def test_a_buffered_click_keeps_the_time_it_was_made(alice, buffer):
+    before = timezone.now()
+    click(alice)
+    after = timezone.now()
+    clickbuffer.flush()
+    assert before <= Click.objects.get().created_at <= after
+
+
+def test_the_redirect_queues_its_click_and_the_flush_stores_it(alice, buffer):
+    response = Client(HTTP_USER_AGENT=PHONE).get(f"/r/{alice.code}?s=WhatsApp")
+    assert response.status_code == 302
+    assert not Click.objects.exists()
+    assert clickbuffer.flush() == 1
+    stored = Click.objects.get()
+    assert (stored.participant_id, stored.channel, stored.is_bot) == (alice.pk, "whatsapp", False)
+
+
+def test_two_flushers_at_once_store_each_click_once(settings, buffer):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs concurrent connections")
+    alice = join(CampaignFactory(), "alice")
+    for n in range(600):
+        click(alice, visitor_id=f"v{n}")
+    barrier = threading.Barrier(2)
+    written: list[int] = []
+
+    def flusher() -> None:
+        try:
+            barrier.wait()
+            written.append(clickbuffer.flush(batch=50))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=flusher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(written) == 600
+    assert Click.objects.count() == 600
+    assert Click.objects.values("visitor_id").distinct().count() == 600
+    assert clickbuffer.pending() == 0 and not processing_lists(buffer)
+
+
+def test_a_flusher_that_dies_after_the_copy_duplicates_nothing(alice, buffer, monkeypatch):
+    for channel in ("a", "b", "c"):
+        click(alice, channel)
+    # Dies after the commit, before deleting its processing list.
+    monkeypatch.setattr(clickbuffer, "_release", lambda client, name: None)
+    assert clickbuffer.flush() == 3
+    assert len(processing_lists(buffer)) == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
+
+    # Within its lease the list belongs to the (presumed live) flusher: left alone.
+    assert clickbuffer.flush() == 0
+    assert len(processing_lists(buffer)) == 1
+    # Past the lease a flush takes it over, finds its clicks written and clears it.
+    monkeypatch.setattr(clickbuffer, "LEASE_SECONDS", -1.0)
+    assert clickbuffer.flush() == 0
+    assert sorted(Click.objects.values_list("channel", flat=True)) == ["a", "b", "c"]
+    assert not processing_lists(buffer) and buffer.zcard(clickbuffer.FLUSHES) == 0
+
+
+def test_a_flusher_that_dies_before_the_commit_loses_nothing(alice, buffer, monkeypatch):
+    click(alice, "a")
+    click(alice, "b")
+
+    def crash(rows: list[Any]) -> int:
+        raise ConnectionError("worker killed")
+
+    monkeypatch.setattr(clickbuffer, "_insert", crash)
+    with pytest.raises(ConnectionError):
+        clickbuffer.flush()
+    monkeypatch.undo()
+    assert not Click.objects.exists() and clickbuffer.pending() == 0
+
+    monkeypatch.setattr(clickbuffer, "LEASE_SECONDS", -1.0)
+    click(alice, "c")
+    assert clickbuffer.flush() == 3
+    assert sorted(Click.objects.values_list("channel", flat=True)) == ["a", "b", "c"]
+    assert not processing_lists(buffer)
+
+
+def test_a_flush_in_a_transaction_that_rolls_back_is_written_again(alice, buffer, monkeypatch):
+    click(alice)
+
+    def erase_that_fails() -> None:
+        with transaction.atomic():
+            assert clickbuffer.flush() == 1
+            raise RuntimeError("the caller's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        erase_that_fails()
+    assert not Click.objects.exists()
+    assert len(processing_lists(buffer)) == 1
+    monkeypatch.setattr(clickbuffer, "LEASE_SECONDS", -1.0)
+    assert clickbuffer.flush() == 1
+    assert Click.objects.count() == 1
+
+
+def test_a_push_whose_answer_was_lost_is_stored_once(alice, buffer, monkeypatch):
+    """The push reached Redis but its answer timed out: the redirect inserts the click
+    itself, and the flush then finds it written (the same buffer_id)."""
+    real = clickbuffer.client()
+
+    class LostAnswer:
+        def rpush(self, key: str, value: str) -> int:
+            real.rpush(key, value)
+            raise redis.TimeoutError("no answer")
+
+    monkeypatch.setattr(clickbuffer, "client", lambda: LostAnswer())
+    click(alice)
+    assert Click.objects.count() == 1
+    monkeypatch.undo()
+    assert clickbuffer.pending() == 1
+    assert clickbuffer.flush() == 0
+    assert Click.objects.count() == 1
+
+
+def test_with_redis_down_the_click_is_inserted_at_once(alice, settings, monkeypatch):
+    use_buffer(settings, DOWN_URL)
+    monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
+    click(alice, "wechat")
+    assert Click.objects.get().channel == "wechat"
+
+    # For a few seconds the process leaves Redis alone: no connection is even tried.
+    def refuse() -> None:
+        raise AssertionError("Redis tried again at once")
+
+    monkeypatch.setattr(clickbuffer, "client", refuse)
+    click(alice, "line")
+    assert Click.objects.count() == 2
+
+
+def test_with_redis_down_the_redirect_still_counts_the_click(alice, settings, monkeypatch):
+    use_buffer(settings, DOWN_URL)
+    monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
+    response = Client().get(f"/r/{alice.code}?s=wechat")
+    assert response.status_code == 302
+    assert Click.objects.filter(participant=alice, channel="wechat").count() == 1
+
+
+def test_an_unreadable_item_is_dropped_and_the_rest_written(alice, buffer):
+    click(alice, "a")
+    buffer.rpush(clickbuffer.PENDING, b"not json", b'["short"]')
+    click(alice, "b")
+    assert clickbuffer.flush() == 2
+    assert sorted(Click.objects.values_list("channel", flat=True)) == ["a", "b"]
+    assert not processing_lists(buffer)
+
+
+def test_a_click_of_no_participant_is_skipped_not_failing_the_batch(alice, buffer):
+    """Participants are never deleted, but one forged or corrupt item must not hold up
+    the buffer for ever on the foreign key."""
+    click(alice, "a")
+    forged = clickbuffer.BufferedClick(
+        buffer_id=uuid.uuid4(),
+        campaign_id=alice.campaign_id,
+        participant_id=alice.pk + 1000,
+        created_at=timezone.now(),
+        channel="x",
+        visitor_id="",
+        ip_hash="",
+        ua_class="other",
+        is_bot=False,
+    )
+    buffer.rpush(clickbuffer.PENDING, forged.encode())
+    click(alice, "b")
+    assert clickbuffer.flush() == 2
+    assert sorted(Click.objects.values_list("channel", flat=True)) == ["a", "b"]
+
+
+def test_the_periodic_task_flushes_and_does_nothing_without_a_buffer(alice, buffer, settings):
+    click(alice)
+    flush_click_buffer()
+    assert Click.objects.count() == 1
+
+    click(alice)
+    use_buffer(settings, "")
+    flush_click_buffer()
+    assert Click.objects.count() == 1
+
+
+def test_the_flush_command_writes_everything_waiting(alice, buffer, monkeypatch):
+    monkeypatch.setattr(clickbuffer, "BATCH", 2)
+    for n in range(5):
+        click(alice, visitor_id=f"v{n}")
+    out = StringIO()
+    call_command("flush_clicks", stdout=out)
+    assert "5 clicks written; 0 waiting." in out.getvalue()
+    assert Click.objects.count() == 5
+
+
+def test_the_flush_command_says_when_there_is_no_buffer(settings):
+    use_buffer(settings, "")
+    with pytest.raises(CommandError, match="CLICK_BUFFER_URL is not set"):
+        call_command("flush_clicks")
+
+
+def test_erasure_scrubs_visits_still_in_the_buffer(campaign, buffer):
+    alice = join(campaign, "alice")
+    bob = join(campaign, "bob", referrer=alice, visitor_id="bobs-browser")
+    click(alice, visitor_id="bobs-browser")
+    participant_erase(participant_id=bob.pk, actor="dpo")
+    visit = Click.objects.get()
+    assert visit.visitor_id != "bobs-browser" and visit.ua_class == "other"
+
+
+def test_a_flush_may_take_over_left_batches_at_once_when_told_none_runs(alice, buffer, monkeypatch):
+    click(alice)
+    monkeypatch.setattr(clickbuffer, "_release", lambda client, name: None)
+    clickbuffer.flush()
+    monkeypatch.undo()
+    monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
+    Click.objects.all().delete()  # as if that flusher died before its COPY
+    assert clickbuffer.flush() == 0
+    assert clickbuffer.flush(lease=0) == 1
+    assert not processing_lists(buffer)
