@@ -132,13 +132,21 @@ def webhook_events_record(events: Sequence[Event]) -> list[int]:
     return ids
 
 
+# Deliveries per queued message: a request's few in one publish (each costs about half a
+# request), a large batch (the release job's) still spread over the workers.
+DELIVERIES_PER_MESSAGE = 20
+
+
 def _enqueue(ids: Sequence[int]) -> None:
-    """Queue a try for each delivery. Runs after the commit: a broker that cannot be
-    reached must not turn the request that made the deliveries into an error, since
-    they are stored and the sweep sends them once the broker is back."""
+    """Queue a try for each delivery, several per message. Runs after the commit: a
+    broker that cannot be reached must not turn the request that made the deliveries
+    into an error, since they are stored and the sweep sends them once the broker is
+    back."""
     from .tasks import webhook_deliver
 
-    delay_each(webhook_deliver, ([pk] for pk in ids), left_for="webhooks_send_due")
+    step = DELIVERIES_PER_MESSAGE
+    chunks = (ids[i : i + step] for i in range(0, len(ids), step))
+    delay_each(webhook_deliver, chunks, left_for="webhooks_send_due")
 
 
 def backoff(attempt: int) -> timedelta:

@@ -16,6 +16,7 @@ from apps.referrals.selectors import ancestors, descendant_count
 from apps.referrals.services import participant_join
 
 from .harness import Figure, rate
+from .ingest import ingest
 
 
 @dataclass
@@ -114,4 +115,7 @@ def tree(ctx: Context) -> list[Figure]:
     ]
 
 
-SUITES: dict[str, Callable[[Context], list[Figure]]] = {"tree": tree}
+SUITES: dict[str, Callable[[Context], list[Figure]]] = {
+    "tree": tree,
+    "ingest": ingest,
+}
