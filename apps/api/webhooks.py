@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.common.db import insert_all
 from apps.common.tasks import delay_each
 
 from . import signatures
@@ -102,10 +103,13 @@ def webhook_events_record(events: Sequence[Event]) -> list[int]:
     transaction commits. Returns the delivery ids."""
     if not events:
         return []
-    campaign_ids = {e.campaign_id for e in events}
+    campaign_ids = sorted({e.campaign_id for e in events})
+    marks = ", ".join(["%s"] * len(campaign_ids))
     endpoints = list(
-        WebhookEndpoint.objects.filter(is_active=True).filter(
-            Q(campaign__isnull=True) | Q(campaign_id__in=campaign_ids)
+        WebhookEndpoint.objects.raw(
+            "SELECT * FROM api_webhookendpoint WHERE is_active = %s "  # noqa: S608 (marks)
+            f"AND (campaign_id IS NULL OR campaign_id IN ({marks})) ORDER BY created_at DESC",
+            [True, *campaign_ids],
         )
     )
     deliveries = [
@@ -127,7 +131,7 @@ def webhook_events_record(events: Sequence[Event]) -> list[int]:
     ]
     if not deliveries:
         return []
-    ids = [d.pk for d in WebhookDelivery.objects.bulk_create(deliveries)]
+    ids = [d.pk for d in insert_all(deliveries)]
     transaction.on_commit(lambda: _enqueue(ids))
     return ids
 

@@ -17,7 +17,13 @@ from decimal import Decimal
 from django.db.models import Q, Sum, prefetch_related_objects
 from django.db.models.functions import Coalesce
 
-from apps.campaigns.models import Campaign, QualifyingEvent, RefereeReward, RewardTier
+from apps.campaigns.models import (
+    Campaign,
+    CommissionLevel,
+    QualifyingEvent,
+    RefereeReward,
+    RewardTier,
+)
 from apps.common.money import format_amount, percent_of
 from apps.notifications.services import notify_qualified
 from apps.referrals.models import Participant
@@ -161,7 +167,11 @@ def _grant_commissions(ledger: Ledger, purchase: Conversion, tree: Tree) -> None
     if buyer.status == Participant.Status.BLOCKED:
         return
     grants: list[tuple[Cause, Decimal]] = []
-    for level in purchase.campaign.commission_levels.all():
+    levels = CommissionLevel.objects.raw(
+        "SELECT * FROM campaigns_commissionlevel WHERE campaign_id = %s ORDER BY level",
+        [purchase.campaign.pk],
+    )
+    for level in levels:
         if level.level > len(tree.ancestors):
             continue
         amount = percent_of(purchase.amount, level.percent, purchase.currency)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from apps.api.models import WebhookEvent
 from apps.api.webhooks import Event, webhook_events_record
 from apps.campaigns.models import Campaign
+from apps.common.db import insert_all
 from apps.notifications.services import notify_reward_transitions
 from apps.referrals.models import Participant
 
@@ -203,7 +204,7 @@ class Ledger:
             for cause, amount in grants
             if (reward := self._new(cause, amount, adjusts=None, review=review)) is not None
         ]
-        Reward.objects.bulk_create(rewards)
+        insert_all(rewards)
         for reward in rewards:
             reward.campaign = campaign
             self._record(reward, "", reward.state, self._reason())
@@ -246,6 +247,8 @@ class Ledger:
         campaign's currency; rewards in other currencies (points) are not counted."""
         campaign = cause.campaign
         if cause.currency != campaign.currency or amount <= 0:
+            return None, ""
+        if campaign.budget_cap is None and campaign.per_referrer_cap is None:
             return None, ""
         live = Reward.objects.filter(
             campaign=campaign, currency=campaign.currency, state__in=LIVE_STATES
@@ -369,7 +372,7 @@ class Ledger:
 
     def finish(self) -> list[RewardTransition]:
         """Write the transitions and their webhook deliveries; call once, at the end."""
-        transitions = RewardTransition.objects.bulk_create(self._transitions)
+        transitions = list(insert_all(self._transitions))
         webhook_events_record(
             [
                 Event(

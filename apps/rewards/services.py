@@ -24,12 +24,11 @@ from functools import partial
 from typing import Any, NoReturn
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.api.models import ApiKey
 from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign, QualifyingEvent
+from apps.common.db import insert_all, update_fields
 from apps.common.errors import Conflict, FissionError, NotFound, Unprocessable
 from apps.referrals.models import Participant
 
@@ -94,15 +93,28 @@ def _tree(campaign: Campaign, participant_id: int, rows: list[Participant]) -> e
 
 
 # The participant an event names (by id or by external id, in the campaign) and its
-# nearest ancestors: ids read from the participant's own path, which never changes.
-_TREE_IDS_SQL = """
-    SELECT unnest(
-        (string_to_array(t.path, '/'))[cardinality(string_to_array(t.path, '/')) - %s:]
-        || t.id::text
-    )::bigint
-    FROM referrals_participant t
-    WHERE t.campaign_id = %s AND t.{column} = %s
+# nearest ancestors, whose ids are in the participant's own path (which never changes),
+# locked in ascending id order. Written out, not built by the ORM on every event.
+_LOCK_TREE_SQL = """
+    SELECT * FROM referrals_participant WHERE id IN (
+        SELECT unnest(
+            (string_to_array(t.path, '/'))[cardinality(string_to_array(t.path, '/')) - %s:]
+            || t.id::text
+        )::bigint
+        FROM referrals_participant t
+        WHERE t.campaign_id = %s AND t.{column} = %s
+    )
+    ORDER BY id
+    FOR NO KEY UPDATE
 """
+
+
+def _campaign_get(slug: str) -> Campaign:
+    found = Campaign.objects.raw("SELECT * FROM campaigns_campaign WHERE slug = %s", [slug])
+    campaign = next(iter(found), None)
+    if campaign is None:
+        raise NotFound(f"No campaign {slug!r}.", code="campaign_not_found")
+    return campaign
 
 
 def _find_and_lock(
@@ -115,13 +127,9 @@ def _find_and_lock(
         return _lock_tree(campaign, _participant(campaign, participant_id, external_id))
     _lock_campaign(campaign)
     by_id = participant_id is not None
-    sql = _TREE_IDS_SQL.format(column="id" if by_id else "external_id")
-    ids = RawSQL(  # noqa: S611 (a constant column name; the values are parameters)
-        sql, [MAX_COMMISSION_LEVELS - 1, campaign.pk, participant_id if by_id else external_id]
-    )
-    rows = list(
-        Participant.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
-    )
+    sql = _LOCK_TREE_SQL.format(column="id" if by_id else "external_id")
+    value = participant_id if by_id else external_id
+    rows = list(Participant.objects.raw(sql, [MAX_COMMISSION_LEVELS - 1, campaign.pk, value]))
     named = [p for p in rows if (p.pk == participant_id if by_id else p.external_id == external_id)]
     if not named:
         _not_found(campaign, participant_id, external_id)
@@ -167,6 +175,15 @@ def _participant(
     return found
 
 
+# A purchase's order: the purchase stored already, if any, and refunds waiting for it.
+_PURCHASE_AND_WAITING_SQL = """
+    SELECT * FROM rewards_conversion
+    WHERE campaign_id = %s AND order_id = %s
+      AND (type = %s OR (type = %s AND status = %s))
+    ORDER BY id
+"""
+
+
 def _duplicate_of(
     campaign: Campaign,
     participant: Participant,
@@ -179,12 +196,16 @@ def _duplicate_of(
     found = Conversion.objects.filter(campaign=campaign)
     if type_ == ConversionType.PURCHASE:
         rows = list(
-            found.filter(order_id=order_id)
-            .filter(
-                Q(type=ConversionType.PURCHASE)
-                | Q(type=ConversionType.REFUND, status=ConversionStatus.WAITING)
+            Conversion.objects.raw(
+                _PURCHASE_AND_WAITING_SQL,
+                [
+                    campaign.pk,
+                    order_id,
+                    ConversionType.PURCHASE.value,
+                    ConversionType.REFUND.value,
+                    ConversionStatus.WAITING.value,
+                ],
             )
-            .order_by("id")
         )
         stored = next((r for r in rows if r.type == ConversionType.PURCHASE), None)
         return stored, [r for r in rows if r.type == ConversionType.REFUND]
@@ -299,9 +320,7 @@ def _ingest(
                 )
             return EventResult(seen.response_status, seen.conversion.response, replayed=True)
 
-    campaign = Campaign.objects.filter(slug=campaign_slug).first()
-    if campaign is None:
-        raise NotFound(f"No campaign {campaign_slug!r}.", code="campaign_not_found")
+    campaign = _campaign_get(campaign_slug)
     tree = _find_and_lock(campaign, participant_id, external_id)
     participant = tree.participant
     if type == ConversionType.PURCHASE and currency != campaign.currency:
@@ -339,7 +358,7 @@ def _ingest(
         engine.prepare(conversion, tree)
         # No savepoint: a duplicate stored meanwhile fails the whole attempt, and
         # conversion_ingest tries again.
-        conversion.save(force_insert=True)
+        insert_all([conversion])
         actor = actor or (f"api:{api_key.name}" if api_key else "api")
         result = _apply(conversion, tree, actor=actor, waiting_refunds=waiting)
     if idempotency_key and api_key is not None:
@@ -378,7 +397,7 @@ def _apply(
         [reward_json(r) for r in sorted(ledger.touched.values(), key=lambda r: r.pk)],
         qualified=tree.participant.qualified_at is not None,
     )
-    conversion.save(update_fields=_APPLIED_FIELDS)
+    update_fields(conversion, _APPLIED_FIELDS)
     return EventResult(conversion.response_status, conversion.response)
 
 
