@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.common.db import insert_all
+from apps.common.db import insert_all, select
 from apps.common.tasks import delay_each
 
 from . import signatures
@@ -105,12 +105,11 @@ def webhook_events_record(events: Sequence[Event]) -> list[int]:
         return []
     campaign_ids = sorted({e.campaign_id for e in events})
     marks = ", ".join(["%s"] * len(campaign_ids))
-    endpoints = list(
-        WebhookEndpoint.objects.raw(
-            "SELECT * FROM api_webhookendpoint WHERE is_active = %s "  # noqa: S608 (marks)
-            f"AND (campaign_id IS NULL OR campaign_id IN ({marks})) ORDER BY created_at DESC",
-            [True, *campaign_ids],
-        )
+    endpoints = select(
+        WebhookEndpoint,
+        f"is_active = %s AND (campaign_id IS NULL OR campaign_id IN ({marks})) "
+        "ORDER BY created_at DESC",
+        [True, *campaign_ids],
     )
     deliveries = [
         WebhookDelivery(

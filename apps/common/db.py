@@ -89,3 +89,40 @@ def update_fields(obj: models.Model, names: Sequence[str]) -> None:
     params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, obj.pk])
+
+
+@cache
+def _select_statement(
+    model: type[models.Model], where: str, alias: str
+) -> tuple[str, tuple[str, ...], tuple[tuple[int, Any, Any], ...]]:
+    connection = connections[alias]
+    ops, meta = connection.ops, model._meta
+    fields = list(meta.concrete_fields)
+    columns = ", ".join(ops.quote_name(f.column or f.name) for f in fields)
+    # The model's columns and a condition written by the caller; the values are parameters.
+    sql = f"SELECT {columns} FROM {ops.quote_name(meta.db_table)} WHERE {where}"  # noqa: S608
+    converters = []
+    for i, field in enumerate(fields):
+        col = field.get_col(meta.db_table)
+        for converter in ops.get_db_converters(col) + col.get_db_converters(connection):
+            converters.append((i, converter, col))
+    return sql, tuple(f.attname for f in fields), tuple(converters)
+
+
+def select(model: type[M], where: str, params: Sequence[Any]) -> list[M]:
+    """Rows of `model` matching `where` (SQL after WHERE, with %s placeholders, and any
+    ORDER BY or FOR UPDATE after it), as model instances: what `Model.objects.raw` does,
+    with the column list and value converters worked out once per statement."""
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    sql, attnames, converters = _select_statement(model, where, alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        values = list(row)
+        for i, converter, col in converters:
+            values[i] = converter(values[i], col, connection)
+        found.append(model.from_db(alias, attnames, values))
+    return found

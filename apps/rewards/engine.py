@@ -24,6 +24,7 @@ from apps.campaigns.models import (
     RefereeReward,
     RewardTier,
 )
+from apps.common.db import select
 from apps.common.money import format_amount, percent_of
 from apps.notifications.services import notify_qualified
 from apps.referrals.models import Participant
@@ -167,10 +168,7 @@ def _grant_commissions(ledger: Ledger, purchase: Conversion, tree: Tree) -> None
     if buyer.status == Participant.Status.BLOCKED:
         return
     grants: list[tuple[Cause, Decimal]] = []
-    levels = CommissionLevel.objects.raw(
-        "SELECT * FROM campaigns_commissionlevel WHERE campaign_id = %s ORDER BY level",
-        [purchase.campaign.pk],
-    )
+    levels = select(CommissionLevel, "campaign_id = %s ORDER BY level", [purchase.campaign.pk])
     for level in levels:
         if level.level > len(tree.ancestors):
             continue

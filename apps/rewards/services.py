@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from apps.api.models import ApiKey
 from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign, QualifyingEvent
-from apps.common.db import insert_all, update_fields
+from apps.common.db import insert_all, select, update_fields
 from apps.common.errors import Conflict, FissionError, NotFound, Unprocessable
 from apps.referrals.models import Participant
 
@@ -96,7 +96,7 @@ def _tree(campaign: Campaign, participant_id: int, rows: list[Participant]) -> e
 # nearest ancestors, whose ids are in the participant's own path (which never changes),
 # locked in ascending id order. Written out, not built by the ORM on every event.
 _LOCK_TREE_SQL = """
-    SELECT * FROM referrals_participant WHERE id IN (
+    id IN (
         SELECT unnest(
             (string_to_array(t.path, '/'))[cardinality(string_to_array(t.path, '/')) - %s:]
             || t.id::text
@@ -110,8 +110,8 @@ _LOCK_TREE_SQL = """
 
 
 def _campaign_get(slug: str) -> Campaign:
-    found = Campaign.objects.raw("SELECT * FROM campaigns_campaign WHERE slug = %s", [slug])
-    campaign = next(iter(found), None)
+    found = select(Campaign, "slug = %s", [slug])
+    campaign = found[0] if found else None
     if campaign is None:
         raise NotFound(f"No campaign {slug!r}.", code="campaign_not_found")
     return campaign
@@ -129,7 +129,7 @@ def _find_and_lock(
     by_id = participant_id is not None
     sql = _LOCK_TREE_SQL.format(column="id" if by_id else "external_id")
     value = participant_id if by_id else external_id
-    rows = list(Participant.objects.raw(sql, [MAX_COMMISSION_LEVELS - 1, campaign.pk, value]))
+    rows = select(Participant, sql, [MAX_COMMISSION_LEVELS - 1, campaign.pk, value])
     named = [p for p in rows if (p.pk == participant_id if by_id else p.external_id == external_id)]
     if not named:
         _not_found(campaign, participant_id, external_id)
@@ -177,8 +177,7 @@ def _participant(
 
 # A purchase's order: the purchase stored already, if any, and refunds waiting for it.
 _PURCHASE_AND_WAITING_SQL = """
-    SELECT * FROM rewards_conversion
-    WHERE campaign_id = %s AND order_id = %s
+    campaign_id = %s AND order_id = %s
       AND (type = %s OR (type = %s AND status = %s))
     ORDER BY id
 """
@@ -196,7 +195,8 @@ def _duplicate_of(
     found = Conversion.objects.filter(campaign=campaign)
     if type_ == ConversionType.PURCHASE:
         rows = list(
-            Conversion.objects.raw(
+            select(
+                Conversion,
                 _PURCHASE_AND_WAITING_SQL,
                 [
                     campaign.pk,
