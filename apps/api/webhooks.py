@@ -135,21 +135,20 @@ def webhook_events_record(events: Sequence[Event]) -> list[int]:
     return ids
 
 
-# Deliveries per queued message: a request's few in one publish (each costs about half a
-# request), a large batch (the release job's) still spread over the workers.
+# The deliveries of one request go in one message (a publish costs about half a request);
+# more than this (a job's batch) go one per message, spread over the workers as before.
 DELIVERIES_PER_MESSAGE = 20
 
 
 def _enqueue(ids: Sequence[int]) -> None:
-    """Queue a try for each delivery, several per message. Runs after the commit: a
-    broker that cannot be reached must not turn the request that made the deliveries
-    into an error, since they are stored and the sweep sends them once the broker is
-    back."""
+    """Queue a try for each delivery: a request's few in one message, a larger batch one
+    message each. Runs after the commit: a broker that cannot be reached must not turn
+    the request that made the deliveries into an error, since they are stored and the
+    sweep sends them once the broker is back."""
     from .tasks import webhook_deliver
 
-    step = DELIVERIES_PER_MESSAGE
-    chunks = (ids[i : i + step] for i in range(0, len(ids), step))
-    delay_each(webhook_deliver, chunks, left_for="webhooks_send_due")
+    calls = [ids] if len(ids) <= DELIVERIES_PER_MESSAGE else [[pk] for pk in ids]
+    delay_each(webhook_deliver, calls, left_for="webhooks_send_due")
 
 
 def backoff(attempt: int) -> timedelta:

@@ -9,7 +9,9 @@ How "exactly once" holds for events, however often and concurrently they are del
   two referees crossing their referrer's threshold (the referrer is locked by both).
 - Unique constraints on conversions (per order, per verification, per refund key), on
   Idempotency-Keys and on rewards (per tier, per referee, per commission level, per
-  correction) are the last word when the locks are not enough (SQLite has none).
+  correction) are the last word when the locks are not enough (SQLite has none). An
+  event that runs into one (the same order id posted for two participants at once) is
+  rolled back and taken again from the start, when it finds the other one stored.
 - An Idempotency-Key still in flight answers 409 at once (a PostgreSQL advisory lock
   tried, never waited for); a finished one answers its first response again.
 """

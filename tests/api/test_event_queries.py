@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from apps.api.models import WebhookDelivery
 from apps.api.webhooks import webhook_endpoint_create
 from apps.campaigns.models import Campaign
 from apps.referrals.models import Participant
@@ -88,3 +89,17 @@ def test_a_purchase_paying_three_levels_is_a_fixed_number_of_queries(api, shop, 
     with CaptureQueriesContext(connection) as queries:
         assert purchase(api, buyer, "o-1") == answer
     assert len(queries) == REPEAT_QUERIES, "\n".join(q["sql"][:120] for q in queries)
+
+
+def test_the_webhook_deliveries_of_one_request_are_one_message(
+    api, shop, monkeypatch, django_capture_on_commit_callbacks
+):
+    buyer = chain(shop, 3)
+    purchase(api, buyer, "first")
+    queued: list[tuple[int, ...]] = []
+    monkeypatch.setattr("apps.api.tasks.webhook_deliver.delay", lambda *ids: queued.append(ids))
+    with django_capture_on_commit_callbacks(execute=True):
+        purchase(api, buyer, "o-1")
+    deliveries = WebhookDelivery.objects.filter(payload__data__order_id="o-1")
+    assert len(queued) == 1 and sorted(queued[0]) == sorted(d.pk for d in deliveries)
+    assert len(queued[0]) == 3  # one per commission
