@@ -11,9 +11,11 @@ from . import webhooks
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def webhook_deliver(delivery_id: int) -> None:
-    """One try at a delivery; harmless when it is not due or already taken."""
-    webhooks.webhook_attempt(delivery_id=delivery_id)
+def webhook_deliver(delivery_id: int, *more: int) -> None:
+    """One try at each delivery, in turn; harmless for one that is not due or already
+    taken. Several at once: the deliveries of one request are one message."""
+    for pk in (delivery_id, *more):
+        webhooks.webhook_attempt(delivery_id=pk)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -12,11 +12,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import Q, Sum, prefetch_related_objects
 from django.db.models.functions import Coalesce
 
-from apps.campaigns.models import Campaign, QualifyingEvent, RefereeReward
+from apps.campaigns.models import (
+    Campaign,
+    CommissionLevel,
+    QualifyingEvent,
+    RefereeReward,
+    RewardTier,
+)
+from apps.common.db import select
 from apps.common.money import format_amount, percent_of
 from apps.notifications.services import notify_qualified
 from apps.referrals.models import Participant
@@ -48,12 +56,41 @@ def in_window(campaign: Campaign, participant: Participant, at: datetime) -> boo
     return start <= at <= end
 
 
-def apply(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
-    """Apply a newly stored event."""
+def prepare(conversion: Conversion, tree: Tree) -> None:
+    """What can be decided about an event before it is stored, so that it is stored with
+    it: whether a purchase qualifies (in the attribution window, at least the minimum)."""
+    if conversion.type != ConversionType.PURCHASE:
+        return
+    campaign = conversion.campaign
+    assert conversion.amount is not None  # noqa: S101 (a check constraint says so)
+    minimum = campaign.min_purchase_amount
+    if not in_window(campaign, tree.participant, conversion.occurred_at):
+        conversion.note = "Outside the attribution window: no qualification, no commission."
+    elif minimum is not None and conversion.amount < minimum:
+        conversion.note = (
+            f"Below the minimum purchase of {format_amount(minimum, campaign.currency)}: "
+            "no qualification, no commission."
+        )
+    else:
+        conversion.qualifying = True
+
+
+def apply(
+    ledger: Ledger,
+    conversion: Conversion,
+    tree: Tree,
+    *,
+    waiting_refunds: list[Conversion] | None = None,
+) -> None:
+    """Apply a newly stored event (`prepare`d before it was stored). For a purchase,
+    `waiting_refunds` are the refunds of its order that came first, when the caller read
+    them already (None: read them here)."""
+    if conversion.type == ConversionType.PURCHASE:
+        _on_purchase(ledger, conversion, tree, waiting_refunds)
+        return
     handlers = {
         ConversionType.SIGNUP: _on_signup,
         ConversionType.SIGNUP_VERIFIED: _on_verification,
-        ConversionType.PURCHASE: _on_purchase,
         ConversionType.REFUND: _on_refund,
         ConversionType.REVIEW: _on_review,
     }
@@ -99,32 +136,24 @@ def _on_review(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
         _tiers(ledger, conversion, None, participant)
 
 
-def _on_purchase(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
+def _on_purchase(
+    ledger: Ledger, conversion: Conversion, tree: Tree, waiting: list[Conversion] | None
+) -> None:
     campaign = conversion.campaign
-    assert conversion.amount is not None  # noqa: S101 (a check constraint says so)
-    minimum = campaign.min_purchase_amount
-    if not in_window(campaign, tree.participant, conversion.occurred_at):
-        conversion.note = "Outside the attribution window: no qualification, no commission."
-    elif minimum is not None and conversion.amount < minimum:
-        conversion.note = (
-            f"Below the minimum purchase of {format_amount(minimum, campaign.currency)}: "
-            "no qualification, no commission."
-        )
-    else:
-        conversion.qualifying = True
-        # Stored now: refunds applied below ask the database which purchases qualify.
-        conversion.save(update_fields=["qualifying"])
     if conversion.qualifying:
         if campaign.qualifying_event == QualifyingEvent.PURCHASE:
             _qualify(ledger, conversion, tree)
         _grant_commissions(ledger, conversion, tree)
     # Refunds that came before their purchase, in the order they came.
-    waiting = Conversion.objects.filter(
-        campaign=campaign,
-        type=ConversionType.REFUND,
-        order_id=conversion.order_id,
-        status=ConversionStatus.WAITING,
-    ).order_by("id")
+    if waiting is None:
+        waiting = list(
+            Conversion.objects.filter(
+                campaign=campaign,
+                type=ConversionType.REFUND,
+                order_id=conversion.order_id,
+                status=ConversionStatus.WAITING,
+            ).order_by("id")
+        )
     for refund in waiting:
         refund.campaign = campaign
         _apply_refund(ledger, refund, conversion, tree)
@@ -132,12 +161,15 @@ def _on_purchase(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
 
 def _grant_commissions(ledger: Ledger, purchase: Conversion, tree: Tree) -> None:
     """Level n (1 to 3) earns its percent of the purchase, rounded once, to the n-th
-    ancestor of the buyer."""
+    ancestor of the buyer. The purchase was stored by this transaction, so none of its
+    commissions can exist yet: they are granted without looking for them, together."""
     assert purchase.amount is not None  # noqa: S101
     buyer = tree.participant
     if buyer.status == Participant.Status.BLOCKED:
         return
-    for level in purchase.campaign.commission_levels.all():
+    grants: list[tuple[Cause, Decimal]] = []
+    levels = select(CommissionLevel, "campaign_id = %s ORDER BY level", [purchase.campaign.pk])
+    for level in levels:
         if level.level > len(tree.ancestors):
             continue
         amount = percent_of(purchase.amount, level.percent, purchase.currency)
@@ -157,12 +189,8 @@ def _grant_commissions(ledger: Ledger, purchase: Conversion, tree: Tree) -> None
             description=f"{level.percent}% of order {purchase.order_id}",
             order_id=purchase.order_id,
         )
-        ledger.reconcile(
-            cause,
-            entitled=True,
-            amount=amount,
-            review=buyer.status == Participant.Status.FLAGGED,
-        )
+        grants.append((cause, amount))
+    ledger.grant_new(grants, review=buyer.status == Participant.Status.FLAGGED)
 
 
 def _on_refund(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
@@ -310,7 +338,7 @@ def _tiers(
             participant=referrer, source=RewardSource.TIER, adjusts__isnull=True
         ).values_list("tier_threshold", flat=True)
     )
-    for tier in campaign.tiers.order_by("threshold"):
+    for tier in campaign_tiers(campaign):
         entitled = count >= tier.threshold
         if not entitled and tier.threshold not in granted:
             continue
@@ -331,3 +359,10 @@ def _tiers(
             amount=tier.amount,
             fixed=True,
         )
+
+
+def campaign_tiers(campaign: Campaign) -> list[RewardTier]:
+    """The campaign's tiers by threshold, read once per campaign object: the tiers and
+    the notifications of one event share them (the tree's rows carry the same object)."""
+    prefetch_related_objects([campaign], "tiers")
+    return sorted(campaign.tiers.all(), key=lambda tier: tier.threshold)

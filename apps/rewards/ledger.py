@@ -8,6 +8,7 @@ arithmetic safe (see services._lock_tree); the constraints of models.py are the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from django.utils import timezone
 from apps.api.models import WebhookEvent
 from apps.api.webhooks import Event, webhook_events_record
 from apps.campaigns.models import Campaign
+from apps.common.db import insert_all
 from apps.notifications.services import notify_reward_transitions
 from apps.referrals.models import Participant
 
@@ -185,9 +187,47 @@ class Ledger:
             note=reason,
         )
 
+    def grant_new(self, grants: Sequence[tuple[Cause, Decimal]], *, review: bool = False) -> None:
+        """Grant causes that cannot have an entry yet (the commissions of a purchase stored
+        in this transaction), without looking for one, in one INSERT; the unique
+        constraints stay the last word. Under a cap each grant counts against the ones
+        before it, so they are written one at a time there."""
+        campaign = grants[0][0].campaign if grants else None
+        if campaign is None:
+            return
+        if campaign.budget_cap is not None or campaign.per_referrer_cap is not None:
+            for cause, amount in grants:
+                self._create(cause, amount, adjusts=None, review=review)
+            return
+        rewards = [
+            reward
+            for cause, amount in grants
+            if (reward := self._new(cause, amount, adjusts=None, review=review)) is not None
+        ]
+        insert_all(rewards)
+        for reward in rewards:
+            reward.campaign = campaign
+            self._record(reward, "", reward.state, self._reason())
+
     def _create(
         self, cause: Cause, amount: Decimal, *, adjusts: Reward | None, review: bool
     ) -> Reward | None:
+        reward = self._new(cause, amount, adjusts=adjusts, review=review)
+        if reward is None:
+            return None
+        reward.save(force_insert=True)
+        reward.campaign = cause.campaign
+        note = self._reason()
+        if reward.reason in (RewardReason.BUDGET_CAP, RewardReason.PER_REFERRER_CAP):
+            note = str(RewardReason(reward.reason).label)
+        self._record(reward, "", reward.state, note)
+        return reward
+
+    def _new(
+        self, cause: Cause, amount: Decimal, *, adjusts: Reward | None, review: bool
+    ) -> Reward | None:
+        """The entry granting `amount` for `cause`, not saved; None for a blocked
+        participant, who is granted nothing."""
         campaign = cause.campaign
         if cause.participant.status == Participant.Status.BLOCKED:
             return None
@@ -200,18 +240,15 @@ class Ledger:
                 state, why = RewardState.APPROVED, RewardReason.NONE
             else:
                 state, why = RewardState.HELD, RewardReason.NONE
-        note = self._reason()
-        if why in (RewardReason.BUDGET_CAP, RewardReason.PER_REFERRER_CAP):
-            note = str(RewardReason(why).label)
-        return self._insert(
-            cause, amount, adjusts=adjusts, state=state, reason=why, due_at=due_at, note=note
-        )
+        return self._entry(cause, amount, adjusts=adjusts, state=state, reason=why, due_at=due_at)
 
     def _capped(self, cause: Cause, amount: Decimal) -> tuple[str | None, str]:
         """(REJECTED, the cap) when granting `amount` would pass a cap. Caps are in the
         campaign's currency; rewards in other currencies (points) are not counted."""
         campaign = cause.campaign
         if cause.currency != campaign.currency or amount <= 0:
+            return None, ""
+        if campaign.budget_cap is None and campaign.per_referrer_cap is None:
             return None, ""
         live = Reward.objects.filter(
             campaign=campaign, currency=campaign.currency, state__in=LIVE_STATES
@@ -237,7 +274,25 @@ class Ledger:
         due_at: datetime | None,
         note: str,
     ) -> Reward:
-        reward = Reward.objects.create(
+        reward = self._entry(
+            cause, amount, adjusts=adjusts, state=state, reason=reason, due_at=due_at
+        )
+        reward.save(force_insert=True)
+        reward.campaign = cause.campaign
+        self._record(reward, "", state, note)
+        return reward
+
+    def _entry(
+        self,
+        cause: Cause,
+        amount: Decimal,
+        *,
+        adjusts: Reward | None,
+        state: str,
+        reason: str,
+        due_at: datetime | None,
+    ) -> Reward:
+        return Reward(
             campaign=cause.campaign,
             participant=cause.participant,
             source=cause.source,
@@ -260,9 +315,6 @@ class Ledger:
             updated_at=self.now,
             approved_at=self.now if state == RewardState.APPROVED else None,
         )
-        reward.campaign = cause.campaign
-        self._record(reward, "", state, note)
-        return reward
 
     # --- state changes -------------------------------------------------------------------
     def move(self, reward: Reward, to_state: str, note: str = "", **fields: Any) -> bool:
@@ -320,7 +372,7 @@ class Ledger:
 
     def finish(self) -> list[RewardTransition]:
         """Write the transitions and their webhook deliveries; call once, at the end."""
-        transitions = RewardTransition.objects.bulk_create(self._transitions)
+        transitions = list(insert_all(self._transitions))
         webhook_events_record(
             [
                 Event(

@@ -9,7 +9,9 @@ How "exactly once" holds for events, however often and concurrently they are del
   two referees crossing their referrer's threshold (the referrer is locked by both).
 - Unique constraints on conversions (per order, per verification, per refund key), on
   Idempotency-Keys and on rewards (per tier, per referee, per commission level, per
-  correction) are the last word when the locks are not enough (SQLite has none).
+  correction) are the last word when the locks are not enough (SQLite has none). An
+  event that runs into one (the same order id posted for two participants at once) is
+  rolled back and taken again from the start, when it finds the other one stored.
 - An Idempotency-Key still in flight answers 409 at once (a PostgreSQL advisory lock
   tried, never waited for); a finished one answers its first response again.
 """
@@ -20,13 +22,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import Any, NoReturn
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.api.models import ApiKey
 from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign, QualifyingEvent
+from apps.common.db import insert_all, select, update_fields
 from apps.common.errors import Conflict, FissionError, NotFound, Unprocessable
 from apps.referrals.models import Participant
 
@@ -67,21 +71,94 @@ def _lock_tree(campaign: Campaign, participant: Participant) -> engine.Tree:
     """Lock (FOR NO KEY UPDATE, which still lets children be inserted under these rows)
     the campaign when it has a budget cap, then the participant and up to 3 ancestors in
     ascending id order; return them fresh."""
+    _lock_campaign(campaign)
+    ids = [participant.pk, *participant.ancestor_ids[:MAX_COMMISSION_LEVELS]]
+    rows = Participant.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+    return _tree(campaign, participant.pk, list(rows))
+
+
+def _lock_campaign(campaign: Campaign) -> None:
     if campaign.budget_cap is not None:
         # Every grant in a capped campaign reads the campaign's total first.
         list(Campaign.objects.select_for_update(no_key=True).filter(pk=campaign.pk).values("pk"))
-    ids = [participant.pk, *participant.ancestor_ids[:MAX_COMMISSION_LEVELS]]
-    rows = {
-        p.pk: p
-        for p in Participant.objects.select_for_update(no_key=True)
-        .filter(pk__in=ids)
-        .order_by("pk")
-    }
-    for row in rows.values():
+
+
+def _tree(campaign: Campaign, participant_id: int, rows: list[Participant]) -> engine.Tree:
+    by_id = {p.pk: p for p in rows}
+    for row in rows:
         row.campaign = campaign
+    participant = by_id[participant_id]
+    ancestors = participant.ancestor_ids[:MAX_COMMISSION_LEVELS]
     return engine.Tree(
-        participant=rows[participant.pk],
-        ancestors=[rows[i] for i in ids[1:] if i in rows],
+        participant=participant, ancestors=[by_id[i] for i in ancestors if i in by_id]
+    )
+
+
+# The participant an event names (by id or by external id, in the campaign) and its
+# nearest ancestors, whose ids are in the participant's own path (which never changes),
+# locked in ascending id order. Written out, not built by the ORM on every event.
+_LOCK_TREE_SQL = """
+    id IN (
+        SELECT unnest(
+            (string_to_array(t.path, '/'))[cardinality(string_to_array(t.path, '/')) - %s:]
+            || t.id::text
+        )::bigint
+        FROM referrals_participant t
+        WHERE t.campaign_id = %s AND t.{column} = %s
+    )
+    ORDER BY id
+    FOR NO KEY UPDATE
+"""
+
+
+def _campaign_get(slug: str) -> Campaign:
+    found = select(Campaign, "slug = %s", [slug])
+    campaign = found[0] if found else None
+    if campaign is None:
+        raise NotFound(f"No campaign {slug!r}.", code="campaign_not_found")
+    return campaign
+
+
+def _find_and_lock(
+    campaign: Campaign, participant_id: int | None, external_id: str | None
+) -> engine.Tree:
+    """The participant an event names, and its ancestors, locked as `_lock_tree` locks
+    them. On PostgreSQL one statement finds and locks them all (ascending ids, as
+    `_lock_tree`); elsewhere, a lookup then `_lock_tree`."""
+    if connection.vendor != "postgresql":
+        return _lock_tree(campaign, _participant(campaign, participant_id, external_id))
+    _lock_campaign(campaign)
+    by_id = participant_id is not None
+    sql = _LOCK_TREE_SQL.format(column="id" if by_id else "external_id")
+    value = participant_id if by_id else external_id
+    rows = select(Participant, sql, [MAX_COMMISSION_LEVELS - 1, campaign.pk, value])
+    named = [p for p in rows if (p.pk == participant_id if by_id else p.external_id == external_id)]
+    if not named:
+        _not_found(campaign, participant_id, external_id)
+    if by_id and external_id and named[0].external_id != external_id:
+        _identity_conflict()
+    return _tree(campaign, named[0].pk, rows)
+
+
+def _not_found(campaign: Campaign, participant_id: int | None, external_id: str | None) -> NoReturn:
+    if participant_id is not None:
+        raise NotFound(
+            f"No participant {participant_id} in campaign {campaign.slug!r}.",
+            code="participant_not_found",
+            fields={"participant_id": "unknown in this campaign"},
+        )
+    raise NotFound(
+        f"No participant with external_id {external_id!r} in campaign {campaign.slug!r}.",
+        code="participant_not_found",
+        fields={"external_id": "unknown in this campaign"},
+    )
+
+
+def _identity_conflict() -> NoReturn:
+    raise Unprocessable(
+        "participant_id and external_id name two different participants.",
+        code="identity_conflict",
+        fields={"external_id": "belongs to another participant"},
     )
 
 
@@ -91,27 +168,21 @@ def _participant(
     found: Participant | None = None
     if participant_id is not None:
         found = Participant.objects.filter(pk=participant_id, campaign=campaign).first()
-        if found is None:
-            raise NotFound(
-                f"No participant {participant_id} in campaign {campaign.slug!r}.",
-                code="participant_not_found",
-                fields={"participant_id": "unknown in this campaign"},
-            )
-        if external_id and found.external_id != external_id:
-            raise Unprocessable(
-                "participant_id and external_id name two different participants.",
-                code="identity_conflict",
-                fields={"external_id": "belongs to another participant"},
-            )
-        return found
-    found = Participant.objects.filter(campaign=campaign, external_id=external_id).first()
+        if found is not None and external_id and found.external_id != external_id:
+            _identity_conflict()
+    else:
+        found = Participant.objects.filter(campaign=campaign, external_id=external_id).first()
     if found is None:
-        raise NotFound(
-            f"No participant with external_id {external_id!r} in campaign {campaign.slug!r}.",
-            code="participant_not_found",
-            fields={"external_id": "unknown in this campaign"},
-        )
+        _not_found(campaign, participant_id, external_id)
     return found
+
+
+# A purchase's order: the purchase stored already, if any, and refunds waiting for it.
+_PURCHASE_AND_WAITING_SQL = """
+    campaign_id = %s AND order_id = %s
+      AND (type = %s OR (type = %s AND status = %s))
+    ORDER BY id
+"""
 
 
 def _duplicate_of(
@@ -120,17 +191,33 @@ def _duplicate_of(
     type_: str,
     order_id: str,
     idempotency_key: str,
-) -> Conversion | None:
-    """The stored event that this one repeats by its natural key, if any."""
+) -> tuple[Conversion | None, list[Conversion]]:
+    """The stored event that this one repeats by its natural key, if any; and for a
+    purchase, the refunds of its order waiting for it (read in the same query)."""
     found = Conversion.objects.filter(campaign=campaign)
     if type_ == ConversionType.PURCHASE:
-        return found.filter(type=type_, order_id=order_id).first()
+        rows = list(
+            select(
+                Conversion,
+                _PURCHASE_AND_WAITING_SQL,
+                [
+                    campaign.pk,
+                    order_id,
+                    ConversionType.PURCHASE.value,
+                    ConversionType.REFUND.value,
+                    ConversionStatus.WAITING.value,
+                ],
+            )
+        )
+        stored = next((r for r in rows if r.type == ConversionType.PURCHASE), None)
+        return stored, [r for r in rows if r.type == ConversionType.REFUND]
     if type_ == ConversionType.SIGNUP_VERIFIED:
         by_participant = found.filter(type=type_, participant=participant).first()
         if by_participant or not order_id:
-            return by_participant
-        return found.filter(type=type_, order_id=order_id).first()
-    return found.filter(type=type_, order_id=order_id, idempotency_key=idempotency_key).first()
+            return by_participant, []
+        return found.filter(type=type_, order_id=order_id).first(), []
+    stored = found.filter(type=type_, order_id=order_id, idempotency_key=idempotency_key).first()
+    return stored, []
 
 
 def _check_same(
@@ -149,7 +236,6 @@ def _check_same(
         )
 
 
-@transaction.atomic
 def conversion_ingest(
     *,
     type: str,
@@ -173,6 +259,47 @@ def conversion_ingest(
     Unprocessable (422) for a key or an order id reused with another body. `actor` names
     the sender in the rewards' history when it is not an API key (a verification link).
     """
+    attempt = partial(
+        _ingest,
+        type=type,
+        campaign_slug=campaign_slug,
+        participant_id=participant_id,
+        external_id=external_id,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        occurred_at=occurred_at or timezone.now(),
+        api_key=api_key,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        actor=actor,
+    )
+    try:
+        return attempt()
+    except IntegrityError:
+        # Another transaction stored the same event between our duplicate check and our
+        # INSERT (the same order id for another participant: the same participant's
+        # deliveries wait for each other's lock). It has committed, or the constraint
+        # would still be waiting for it: from the start again, ours finds it.
+        return attempt()
+
+
+@transaction.atomic
+def _ingest(
+    *,
+    type: str,
+    campaign_slug: str,
+    participant_id: int | None,
+    external_id: str | None,
+    order_id: str,
+    amount: Decimal | None,
+    currency: str,
+    occurred_at: datetime,
+    api_key: ApiKey | None,
+    idempotency_key: str,
+    request_hash: str,
+    actor: str,
+) -> EventResult:
     if idempotency_key:
         if api_key is None:
             raise FissionError("An Idempotency-Key needs an API key.")
@@ -195,11 +322,9 @@ def conversion_ingest(
                 )
             return EventResult(seen.response_status, seen.conversion.response, replayed=True)
 
-    campaign = Campaign.objects.filter(slug=campaign_slug).first()
-    if campaign is None:
-        raise NotFound(f"No campaign {campaign_slug!r}.", code="campaign_not_found")
-    participant = _participant(campaign, participant_id, external_id)
-    occurred_at = occurred_at or timezone.now()
+    campaign = _campaign_get(campaign_slug)
+    tree = _find_and_lock(campaign, participant_id, external_id)
+    participant = tree.participant
     if type == ConversionType.PURCHASE and currency != campaign.currency:
         raise Unprocessable(
             f"Campaign {campaign.slug!r} counts purchases in {campaign.currency}.",
@@ -208,11 +333,12 @@ def conversion_ingest(
         )
     refund_key = idempotency_key if type == ConversionType.REFUND else ""
 
-    tree = _lock_tree(campaign, participant)
-    participant = tree.participant
-    stored = _duplicate_of(campaign, participant, type, order_id, refund_key)
-    conversion: Conversion | None = None
-    if stored is None:
+    stored, waiting = _duplicate_of(campaign, participant, type, order_id, refund_key)
+    if stored is not None:
+        _check_same(stored, participant, amount, currency)
+        conversion = stored
+        result = EventResult(200, stored.response, replayed=True)
+    else:
         if type == ConversionType.REFUND:
             purchase = engine.find_purchase(campaign, order_id)
             problem = purchase and engine.refund_mismatch(
@@ -231,22 +357,12 @@ def conversion_ingest(
             api_key=api_key,
             idempotency_key=refund_key,
         )
-        try:
-            with transaction.atomic():
-                conversion.save(force_insert=True)
-        except IntegrityError:
-            # The same order for another participant, stored a moment ago.
-            stored = _duplicate_of(campaign, participant, type, order_id, refund_key)
-            if stored is None:
-                raise
-    if stored is not None:
-        _check_same(stored, participant, amount, currency)
-        conversion = stored
-        result = EventResult(200, stored.response, replayed=True)
-    else:
-        assert conversion is not None  # noqa: S101
+        engine.prepare(conversion, tree)
+        # No savepoint: a duplicate stored meanwhile fails the whole attempt, and
+        # conversion_ingest tries again.
+        insert_all([conversion])
         actor = actor or (f"api:{api_key.name}" if api_key else "api")
-        result = _apply(conversion, tree, actor=actor)
+        result = _apply(conversion, tree, actor=actor, waiting_refunds=waiting)
     if idempotency_key and api_key is not None:
         IdempotencyKey.objects.create(
             api_key=api_key,
@@ -258,9 +374,21 @@ def conversion_ingest(
     return result
 
 
-def _apply(conversion: Conversion, tree: engine.Tree, *, actor: str) -> EventResult:
+# What the rules may change on an event after it was stored.
+_APPLIED_FIELDS = [
+    "qualifying", "status", "note", "purchase", "applied_amount", "response_status", "response",
+]  # fmt: skip
+
+
+def _apply(
+    conversion: Conversion,
+    tree: engine.Tree,
+    *,
+    actor: str,
+    waiting_refunds: list[Conversion] | None = None,
+) -> EventResult:
     ledger = Ledger(actor=actor, conversion=conversion)
-    engine.apply(ledger, conversion, tree)
+    engine.apply(ledger, conversion, tree, waiting_refunds=waiting_refunds)
     ledger.finish()
     refund = conversion.type == ConversionType.REFUND
     if refund and conversion.status == ConversionStatus.APPLIED and not conversion.applied_amount:
@@ -271,7 +399,7 @@ def _apply(conversion: Conversion, tree: engine.Tree, *, actor: str) -> EventRes
         [reward_json(r) for r in sorted(ledger.touched.values(), key=lambda r: r.pk)],
         qualified=tree.participant.qualified_at is not None,
     )
-    conversion.save()
+    update_fields(conversion, _APPLIED_FIELDS)
     return EventResult(conversion.response_status, conversion.response)
 
 

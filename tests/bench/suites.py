@@ -116,6 +116,7 @@ def tree(ctx: Context) -> list[Figure]:
 
 # Suites in modules of their own (they take this module's Context, hence at the end).
 from . import reports  # noqa: E402
+from .ingest import ingest  # noqa: E402
 from .public import qr, redirect  # noqa: E402
 
 SUITES: dict[str, Callable[[Context], list[Figure]]] = {
@@ -124,4 +125,5 @@ SUITES: dict[str, Callable[[Context], list[Figure]]] = {
     "export": reports.export,
     "redirect": redirect,
     "qr": qr,
+    "ingest": ingest,
 }

@@ -60,7 +60,7 @@ def test_an_invite_link_answers_503_when_the_database_is_down(monkeypatch, sprin
 def test_the_api_answers_its_error_json_with_503_when_the_database_is_down(
     monkeypatch, api, spring
 ):
-    monkeypatch.setattr("apps.rewards.services.Campaign.objects.filter", _database_down)
+    monkeypatch.setattr("apps.rewards.services._campaign_get", _database_down)
     response = api.post(
         "/api/v1/events/",
         {"type": "signup_verified", "campaign": "spring", "external_id": "u-1"},
