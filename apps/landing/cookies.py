@@ -10,14 +10,11 @@
 
 from __future__ import annotations
 
-import functools
 import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core import signing
 from django.http import HttpRequest, HttpResponseBase
-from django.utils.module_loading import import_string
 
 VISITOR_COOKIE = "fission_vid"
 VISITOR_SALT = "fission.visitor"
@@ -26,22 +23,11 @@ ATTRIBUTION_SALT = "fission.attribution"
 DAY = 24 * 3600
 
 
-@functools.lru_cache(maxsize=1024)
-def _signer(backend: str, secret_key: str, salt: str) -> signing.Signer:
-    # What HttpResponse.set_signed_cookie builds for every cookie (and get_signed_cookie
-    # reads), built once: the invite redirect sets two cookies on every click.
-    signer_class: type[signing.Signer] = import_string(backend)
-    key = signing._cookie_signer_key(secret_key)  # type: ignore[attr-defined]
-    return signer_class(key=key, salt=salt)
-
-
 def _set(response: HttpResponseBase, name: str, value: str, *, salt: str, max_age: int) -> None:
-    # Django's own salt for (cookie name, salt), so that get_signed_cookie reads it.
-    cookie_salt = signing._cookie_signer_salt(name, salt)  # type: ignore[attr-defined]
-    signer = _signer(settings.SIGNING_BACKEND, settings.SECRET_KEY, cookie_salt)
-    response.set_cookie(
+    response.set_signed_cookie(
         name,
-        signer.sign(value),
+        value,
+        salt=salt,
         max_age=max_age,
         httponly=True,
         samesite="Lax",  # sent on the top-level navigation from a chat app's link
