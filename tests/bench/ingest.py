@@ -35,6 +35,7 @@ from apps.common.codes import new_invite_code, new_token
 from apps.referrals.models import Participant
 
 from . import http
+from .checks import duplicate_rewards
 from .harness import Figure
 
 if TYPE_CHECKING:
@@ -153,20 +154,8 @@ def _make_campaign(run: str) -> tuple[Campaign, list[Participant]]:
 
 def _check(campaign: Campaign, prefix: str) -> str:
     """What is wrong with the rewards of the campaign, or ''."""
+    duplicates = duplicate_rewards(campaign.pk)
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT (SELECT count(*) - count(DISTINCT (purchase_id, level)) FROM rewards_reward
-                    WHERE campaign_id = %s AND source = 'commission' AND adjusts_id IS NULL)
-                 + (SELECT count(*) - count(DISTINCT participant_id) FROM rewards_reward
-                    WHERE campaign_id = %s AND source = 'referee' AND adjusts_id IS NULL)
-                 + (SELECT count(*) - count(DISTINCT (participant_id, tier_threshold))
-                    FROM rewards_reward
-                    WHERE campaign_id = %s AND source = 'tier' AND adjusts_id IS NULL)
-            """,
-            [campaign.pk] * 3,
-        )
-        duplicates = int(cursor.fetchone()[0])
         cursor.execute(
             """
             SELECT count(*) FROM rewards_conversion c

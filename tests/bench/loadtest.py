@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench import harness, http  # noqa: E402
+from tests.bench import checks, harness, http  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "LOADTEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fission_loadtest"
@@ -111,25 +111,6 @@ def counts(campaign_id: int) -> dict[str, int]:
         "joins": Participant.objects.filter(campaign_id=campaign_id).count(),
         "events": Conversion.objects.filter(campaign_id=campaign_id, type="purchase").count(),
     }
-
-
-def duplicate_rewards(campaign_id: int) -> int:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT (SELECT count(*) - count(DISTINCT (purchase_id, level)) FROM rewards_reward
-                    WHERE campaign_id = %s AND source = 'commission' AND adjusts_id IS NULL)
-                 + (SELECT count(*) - count(DISTINCT participant_id) FROM rewards_reward
-                    WHERE campaign_id = %s AND source = 'referee' AND adjusts_id IS NULL)
-                 + (SELECT count(*) - count(DISTINCT (participant_id, tier_threshold))
-                    FROM rewards_reward
-                    WHERE campaign_id = %s AND source = 'tier' AND adjusts_id IS NULL)
-            """,
-            [campaign_id] * 3,
-        )
-        return int(cursor.fetchone()[0])
 
 
 def csrf_pair(base_url: str, slug: str) -> tuple[str, str]:
@@ -236,7 +217,7 @@ def main() -> int:
         "stored": stored,
         "errors": measured["unexpected_status"] + measured["socket_errors"],
         "lost": lost,
-        "duplicate_rewards": duplicate_rewards(seed["campaign_id"]),
+        "duplicate_rewards": checks.duplicate_rewards(seed["campaign_id"]),
     }
     print(write(result, None if args.no_readme else ROOT / "README.md"))
     ok = result["errors"] == 0 and lost == 0 and result["duplicate_rewards"] == 0
