@@ -25,7 +25,12 @@ from tests.factories import (
     join,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    # The counts are PostgreSQL's: there the buyer and its ancestors are found and locked
+    # in one statement; SQLite (`make run`) reads them in two.
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's hot path"),
+]
 URL = "/api/v1/events/"
 
 # A purchase by a buyer who qualified before, paying three levels of commission, with a
