@@ -28,7 +28,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.common.db import insert_all, select
 from apps.common.tasks import delay_each
 
 from . import signatures
@@ -103,14 +102,10 @@ def webhook_events_record(events: Sequence[Event]) -> list[int]:
     transaction commits. Returns the delivery ids."""
     if not events:
         return []
-    campaign_ids = sorted({e.campaign_id for e in events})
-    marks = ", ".join(["%s"] * len(campaign_ids))
-    endpoints = select(
-        WebhookEndpoint,
-        f"is_active = %s AND (campaign_id IS NULL OR campaign_id IN ({marks})) "
-        "ORDER BY created_at DESC",
-        [True, *campaign_ids],
-    )
+    campaign_ids = {e.campaign_id for e in events}
+    endpoints = WebhookEndpoint.objects.filter(
+        Q(campaign__isnull=True) | Q(campaign_id__in=campaign_ids), is_active=True
+    ).order_by("-created_at")
     deliveries = [
         WebhookDelivery(
             endpoint=endpoint,
@@ -130,7 +125,7 @@ def webhook_events_record(events: Sequence[Event]) -> list[int]:
     ]
     if not deliveries:
         return []
-    ids = [d.pk for d in insert_all(deliveries)]
+    ids = [d.pk for d in WebhookDelivery.objects.bulk_create(deliveries)]
     transaction.on_commit(lambda: _enqueue(ids))
     return ids
 

@@ -24,7 +24,6 @@ from apps.campaigns.models import (
     RefereeReward,
     RewardTier,
 )
-from apps.common.db import select
 from apps.common.money import format_amount, percent_of
 from apps.notifications.services import notify_qualified
 from apps.referrals.models import Participant
@@ -168,7 +167,7 @@ def _grant_commissions(ledger: Ledger, purchase: Conversion, tree: Tree) -> None
     if buyer.status == Participant.Status.BLOCKED:
         return
     grants: list[tuple[Cause, Decimal]] = []
-    levels = select(CommissionLevel, "campaign_id = %s ORDER BY level", [purchase.campaign.pk])
+    levels = CommissionLevel.objects.filter(campaign_id=purchase.campaign.pk).order_by("level")
     for level in levels:
         if level.level > len(tree.ancestors):
             continue

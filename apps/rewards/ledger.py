@@ -20,7 +20,6 @@ from django.utils import timezone
 from apps.api.models import WebhookEvent
 from apps.api.webhooks import Event, webhook_events_record
 from apps.campaigns.models import Campaign
-from apps.common.db import insert_all
 from apps.notifications.services import notify_reward_transitions
 from apps.referrals.models import Participant
 
@@ -204,7 +203,7 @@ class Ledger:
             for cause, amount in grants
             if (reward := self._new(cause, amount, adjusts=None, review=review)) is not None
         ]
-        insert_all(rewards)
+        Reward.objects.bulk_create(rewards)
         for reward in rewards:
             reward.campaign = campaign
             self._record(reward, "", reward.state, self._reason())
@@ -372,7 +371,7 @@ class Ledger:
 
     def finish(self) -> list[RewardTransition]:
         """Write the transitions and their webhook deliveries; call once, at the end."""
-        transitions = list(insert_all(self._transitions))
+        transitions = RewardTransition.objects.bulk_create(self._transitions)
         webhook_events_record(
             [
                 Event(

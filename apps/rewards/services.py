@@ -26,11 +26,11 @@ from functools import partial
 from typing import Any, NoReturn
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.api.models import ApiKey
 from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign, QualifyingEvent
-from apps.common.db import insert_all, select, update_fields
 from apps.common.errors import Conflict, FissionError, NotFound, Unprocessable
 from apps.referrals.models import Participant
 
@@ -112,8 +112,7 @@ _LOCK_TREE_SQL = """
 
 
 def _campaign_get(slug: str) -> Campaign:
-    found = select(Campaign, "slug = %s", [slug])
-    campaign = found[0] if found else None
+    campaign = Campaign.objects.filter(slug=slug).first()
     if campaign is None:
         raise NotFound(f"No campaign {slug!r}.", code="campaign_not_found")
     return campaign
@@ -131,7 +130,12 @@ def _find_and_lock(
     by_id = participant_id is not None
     sql = _LOCK_TREE_SQL.format(column="id" if by_id else "external_id")
     value = participant_id if by_id else external_id
-    rows = select(Participant, sql, [MAX_COMMISSION_LEVELS - 1, campaign.pk, value])
+    rows = list(
+        Participant.objects.raw(
+            f"SELECT * FROM referrals_participant WHERE {sql}",  # noqa: S608 (constant SQL)
+            [MAX_COMMISSION_LEVELS - 1, campaign.pk, value],
+        )
+    )
     named = [p for p in rows if (p.pk == participant_id if by_id else p.external_id == external_id)]
     if not named:
         _not_found(campaign, participant_id, external_id)
@@ -177,14 +181,6 @@ def _participant(
     return found
 
 
-# A purchase's order: the purchase stored already, if any, and refunds waiting for it.
-_PURCHASE_AND_WAITING_SQL = """
-    campaign_id = %s AND order_id = %s
-      AND (type = %s OR (type = %s AND status = %s))
-    ORDER BY id
-"""
-
-
 def _duplicate_of(
     campaign: Campaign,
     participant: Participant,
@@ -197,17 +193,12 @@ def _duplicate_of(
     found = Conversion.objects.filter(campaign=campaign)
     if type_ == ConversionType.PURCHASE:
         rows = list(
-            select(
-                Conversion,
-                _PURCHASE_AND_WAITING_SQL,
-                [
-                    campaign.pk,
-                    order_id,
-                    ConversionType.PURCHASE.value,
-                    ConversionType.REFUND.value,
-                    ConversionStatus.WAITING.value,
-                ],
+            found.filter(order_id=order_id)
+            .filter(
+                Q(type=ConversionType.PURCHASE)
+                | Q(type=ConversionType.REFUND, status=ConversionStatus.WAITING)
             )
+            .order_by("id")
         )
         stored = next((r for r in rows if r.type == ConversionType.PURCHASE), None)
         return stored, [r for r in rows if r.type == ConversionType.REFUND]
@@ -360,7 +351,7 @@ def _ingest(
         engine.prepare(conversion, tree)
         # No savepoint: a duplicate stored meanwhile fails the whole attempt, and
         # conversion_ingest tries again.
-        insert_all([conversion])
+        conversion.save(force_insert=True)
         actor = actor or (f"api:{api_key.name}" if api_key else "api")
         result = _apply(conversion, tree, actor=actor, waiting_refunds=waiting)
     if idempotency_key and api_key is not None:
@@ -399,7 +390,7 @@ def _apply(
         [reward_json(r) for r in sorted(ledger.touched.values(), key=lambda r: r.pk)],
         qualified=tree.participant.qualified_at is not None,
     )
-    update_fields(conversion, _APPLIED_FIELDS)
+    conversion.save(update_fields=_APPLIED_FIELDS)
     return EventResult(conversion.response_status, conversion.response)
 
 
