@@ -10,15 +10,18 @@ from apps.campaigns.models import Campaign
 from apps.landing.views import qr_memory_forget
 from apps.referrals.models import Participant
 from apps.referrals.selectors import invite_targets_forget
+from apps.trust.rules import campaign_rules_forget
 
 from .factories import CampaignFactory, RewardTierFactory, join
 
 
 @pytest.fixture(autouse=True)
 def _fresh_invite_targets() -> None:
-    # Each process remembers invite codes and QR codes a while; no test sees another's.
+    # Each process remembers invite codes, QR codes and fraud rule settings a while; no
+    # test sees another's.
     invite_targets_forget()
     qr_memory_forget()
+    campaign_rules_forget()
 
 
 @pytest.fixture

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -16,6 +13,7 @@ from django.utils.dateparse import parse_datetime
 
 from apps.campaigns.models import Campaign, LandingCopy, RewardTier
 from apps.common.errors import NotFound
+from apps.common.memory import Remembered
 from apps.common.names import public_name
 
 from .models import PATH_ARRAY_SQL, FraudFlag, Participant
@@ -57,14 +55,11 @@ class InviteTarget:
 
 
 # Where invite codes lead, remembered by each process (see INVITE_CACHE_SECONDS): code ->
-# (expiry on the monotonic clock, participant id, campaign id), bounded (the oldest
-# entries go first); and campaign id -> (expiry, slug, attribution window, status, end),
-# which a process re-reads every CAMPAIGN_STATE_SECONDS, so that a campaign that ends or
-# goes back to draft is honoured within that time.
-_codes: dict[str, tuple[float, int, int]] = {}
-_campaigns: dict[int, tuple[float, str, int, str, datetime | None]] = {}
-_lock = threading.Lock()
-CODES_MAX = 50_000
+# (participant id, campaign id); and campaign id -> (slug, attribution window, status,
+# end), which a process re-reads every CAMPAIGN_STATE_SECONDS, so that a campaign that
+# ends or goes back to draft is honoured within that time.
+_codes: Remembered[str, tuple[int, int]] = Remembered(limit=50_000)
+_campaigns: Remembered[int, tuple[str, int, str, datetime | None]] = Remembered(limit=50_000)
 CAMPAIGN_STATE_SECONDS = 5.0
 # Raw SQL: on the hottest path the ORM's building of this query costs several times the
 # query itself (a unique-index lookup joined to the campaign's primary key).
@@ -88,13 +83,11 @@ def invite_target(code: str) -> InviteTarget | None:
     link's clicks cost no query. Unknown codes are not remembered, so guessing codes
     cannot push the popular ones out.
     """
-    ttl = settings.FISSION["INVITE_CACHE_SECONDS"]
-    now = time.monotonic()
-    known = _codes.get(code) if ttl else None
-    if known is not None and known[0] > now:
-        participant_id, campaign_id = known[1], known[2]
+    known = _codes.get(code)
+    if known is not None:
+        participant_id, campaign_id = known
         state = _campaigns.get(campaign_id)
-        if state is None or state[0] <= now:
+        if state is None:
             row = (
                 Campaign.objects.filter(pk=campaign_id)
                 .values_list("slug", "attribution_window_days", "status", "ends_at")
@@ -102,8 +95,7 @@ def invite_target(code: str) -> InviteTarget | None:
             )
             if row is None:
                 return None
-            state = (now + CAMPAIGN_STATE_SECONDS, *row)
-            _remember(_campaigns, campaign_id, state, CODES_MAX)
+            state = _campaigns.put(campaign_id, row, CAMPAIGN_STATE_SECONDS)
     else:
         with connection.cursor() as cursor:
             cursor.execute(_TARGET_SQL, [code])
@@ -111,11 +103,13 @@ def invite_target(code: str) -> InviteTarget | None:
         if found is None:
             return None
         participant_id, campaign_id = found[0], found[1]
-        state = (now + CAMPAIGN_STATE_SECONDS, found[2], found[3], found[4], _aware(found[5]))
-        if ttl:
-            _remember(_codes, code, (now + ttl, participant_id, campaign_id), CODES_MAX)
-            _remember(_campaigns, campaign_id, state, CODES_MAX)
-    _, slug, window_days, status, ends_at = state
+        state = (found[2], found[3], found[4], _aware(found[5]))
+        if settings.FISSION["INVITE_CACHE_SECONDS"]:
+            _codes.put(
+                code, (participant_id, campaign_id), settings.FISSION["INVITE_CACHE_SECONDS"]
+            )
+            _campaigns.put(campaign_id, state, CAMPAIGN_STATE_SECONDS)
+    slug, window_days, status, ends_at = state
     if not campaign_is_public(status=status, ends_at=ends_at):
         return None
     return InviteTarget(participant_id, campaign_id, slug, window_days)
@@ -132,28 +126,16 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
-def _remember(entries: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
-    # Writers take the lock (the eviction iterates); readers only .get(), which is
-    # atomic under the GIL.
-    with _lock:
-        if key not in entries:
-            while len(entries) >= limit:
-                del entries[next(iter(entries))]
-        entries[key] = value
-
-
 def invite_code_forget(code: str) -> None:
     """Forget a code that no longer leads anywhere (erasure replaces it): at once in this
     process, within INVITE_CACHE_SECONDS in the others."""
-    with _lock:
-        _codes.pop(code, None)
+    _codes.forget(code)
 
 
 def invite_targets_forget() -> None:
     """Forget what this process remembers of invite codes and campaigns (tests)."""
-    with _lock:
-        _codes.clear()
-        _campaigns.clear()
+    _codes.forget()
+    _campaigns.forget()
 
 
 def campaign_is_public(*, status: str, ends_at: datetime | None) -> bool:

@@ -3,7 +3,8 @@ may return a finding: a reason code, a score, a sentence for the operator and ev
 
 The join-time rules run inside `participant_join`, before the row is written, so that a
 flagged referee never counts toward a tier, not even for a moment. They cost at most a
-few indexed reads: the campaign's settings, one count over the join-network index (both
+few indexed reads: the campaign's settings (remembered by each process for a few
+seconds), one count over the join-network index (both
 burst rules at once), one bounded read of the referrer's latest referees, and, only when
 something fired, the allowlist.
 
@@ -20,10 +21,13 @@ from typing import Any
 
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from django.db.models import Count, Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from apps.campaigns.models import Campaign
 from apps.common.emails import email_domain
 from apps.common.ip import in_networks, ip_hashes, network_hashes
+from apps.common.memory import Remembered
 from apps.common.useragents import ua_class
 from apps.referrals.models import FraudFlag, Participant
 
@@ -80,8 +84,33 @@ ALLOWLIST_EXEMPT = frozenset(
 )
 
 
+# Each campaign's rules, remembered by each process for RULES_SECONDS: every join reads
+# them, operators rarely change them. A change made here is seen at once (the receivers
+# below); other processes see it within RULES_SECONDS.
+_remembered: Remembered[int, dict[str, RuleConfig]] = Remembered(limit=10_000)
+RULES_SECONDS = 5.0
+
+
 def campaign_rules(campaign_id: int) -> dict[str, RuleConfig]:
-    """The campaign's rules: its settings over the defaults (one indexed read)."""
+    """The campaign's rules: its settings over the defaults (one indexed read, at most
+    every RULES_SECONDS per process). Read-only: the dict is shared."""
+    rules = _remembered.get(campaign_id)
+    if rules is None:
+        rules = _remembered.put(campaign_id, _read_rules(campaign_id), RULES_SECONDS)
+    return rules
+
+
+def campaign_rules_forget(campaign_id: int | None = None) -> None:
+    """Forget what this process remembers of a campaign's rules (or of all: tests)."""
+    _remembered.forget(campaign_id)
+
+
+@receiver([post_save, post_delete], sender=FraudRuleSetting)
+def _setting_changed(sender: type, instance: FraudRuleSetting, **kwargs: Any) -> None:
+    campaign_rules_forget(instance.campaign_id)
+
+
+def _read_rules(campaign_id: int) -> dict[str, RuleConfig]:
     rules = dict(DEFAULTS)
     for setting in FraudRuleSetting.objects.filter(campaign_id=campaign_id):
         default = DEFAULTS[setting.rule]

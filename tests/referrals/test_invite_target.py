@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.campaigns.models import Campaign
+from apps.common import memory
 from apps.referrals import selectors
 from apps.referrals.selectors import InviteTarget, invite_target
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 class Clock:
-    """time.monotonic as the selectors see it, moved by hand."""
+    """time.monotonic as the process memory sees it, moved by hand."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -27,7 +28,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(selectors.time, "monotonic", clock)
+    monkeypatch.setattr(memory.time, "monotonic", clock)
     return clock
 
 
@@ -94,10 +95,14 @@ def test_codes_are_remembered_for_invite_cache_seconds(alice, bob, clock, settin
 
 
 def test_the_remembered_codes_are_bounded(alice, bob, carol, monkeypatch):
-    monkeypatch.setattr(selectors, "CODES_MAX", 2)
+    monkeypatch.setattr(selectors._codes, "limit", 2)
     for person in (alice, bob, carol):
         invite_target(person.code)
-    assert list(selectors._codes) == [bob.code, carol.code]
+    assert [selectors._codes.get(p.code) is not None for p in (alice, bob, carol)] == [
+        False,
+        True,
+        True,
+    ]
 
 
 def test_timestamps_read_by_raw_sql_are_aware():

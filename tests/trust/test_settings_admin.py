@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from apps.trust.models import AllowlistEntry
-from apps.trust.rules import DEFAULTS, campaign_rules
+from apps.common import memory
+from apps.trust.models import AllowlistEntry, FraudRuleSetting
+from apps.trust.rules import DEFAULTS, RULES_SECONDS, campaign_rules
+from tests.factories import join
 
 from .conftest import set_rule
 
@@ -26,6 +30,33 @@ def test_a_campaigns_settings_override_the_defaults_rule_by_rule(campaign):
     assert (rules["ip_burst"].action, rules["ip_burst"].threshold) == ("block", 3)
     assert rules["ip_burst"].window == DEFAULTS["ip_burst"].window
     assert rules["network_burst"] == DEFAULTS["network_burst"]
+
+
+def test_rules_changed_here_count_at_once_and_elsewhere_within_seconds(campaign, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(memory.time, "monotonic", lambda: now[0])
+    assert campaign_rules(campaign.pk)["ip_burst"].action == "flag"  # now remembered
+    # Saved or deleted in this process (the admin): the next join sees it.
+    set_rule(campaign, "ip_burst", "block")
+    assert campaign_rules(campaign.pk)["ip_burst"].action == "block"
+    FraudRuleSetting.objects.filter(campaign=campaign).delete()
+    assert campaign_rules(campaign.pk)["ip_burst"].action == "flag"
+    # Changed by another process (no signal here): seen once the memory expires.
+    FraudRuleSetting.objects.bulk_create(
+        [FraudRuleSetting(campaign=campaign, rule="ip_burst", action="off")]
+    )
+    assert campaign_rules(campaign.pk)["ip_burst"].action == "flag"
+    now[0] += RULES_SECONDS + 0.1
+    assert campaign_rules(campaign.pk)["ip_burst"].action == "off"
+
+
+def test_a_join_reads_the_rules_once_every_few_seconds(campaign):
+    def rule_reads(name: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            join(campaign, name)
+        return sum("trust_fraudrulesetting" in q["sql"] for q in queries.captured_queries)
+
+    assert [rule_reads(name) for name in ("first", "second", "third")] == [1, 0, 0]
 
 
 @pytest.mark.parametrize(
