@@ -340,6 +340,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env.float("REWARDS_RELEASE_EVERY_SECONDS", default=300.0),
     },
     "roll-up-tree": {"task": "apps.referrals.tasks.roll_up_tree", "schedule": 60.0},
+    # The K-factor report's tallies: the report counts only what joined or clicked since.
+    "roll-up-reports": {"task": "apps.analytics.tasks.roll_up_reports", "schedule": 60.0},
     "send-due-webhooks": {
         "task": "apps.api.tasks.webhooks_send_due",
         "schedule": env.float("WEBHOOK_SWEEP_EVERY_SECONDS", default=60.0),

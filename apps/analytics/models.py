@@ -121,3 +121,122 @@ class KAlert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+# --- Report tallies -----------------------------------------------------------------------
+# What the K-factor report needs of the append-only tables (participants never leave the
+# tree and their joining times never change; clicks are only added), folded up by the
+# periodic roll-up (apps.analytics.rollup) so that a report reads a few hundred tally rows
+# plus the rows added since, instead of every participant and click of the campaign.
+
+
+class ReportRollup(models.Model):
+    """How far the roll-up has read each source table: every row with an id at or below
+    `watermark` is in the tallies; the rows above it are counted live. Local days are
+    those of `time_zone` (a change of TIME_ZONE starts the tallies again)."""
+
+    class Source(models.TextChoices):
+        PARTICIPANTS = "participants", _("Participants")
+        CLICKS = "clicks", _("Clicks")
+
+    source = models.CharField(max_length=16, choices=Source.choices, primary_key=True)
+    watermark = models.BigIntegerField(default=0)
+    time_zone = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.source} rolled up to {self.watermark}"
+
+
+class JoinTally(models.Model):
+    """Participants who joined on a local day at a depth of the tree, and how many of
+    them have a referrer: the report's totals, generations and cohort sizes."""
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    depth = models.PositiveIntegerField()
+    joined = models.PositiveIntegerField(default=0)
+    referred = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "day", "depth"], name="join_tally_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.day} depth {self.depth}: {self.joined}"
+
+
+class CohortTally(models.Model):
+    """Referees by their referrer's local day of joining and by how many days after the
+    referrer they joined, rounded up (`gap_days`): referee joined − referrer joined ≤ the
+    attribution window of W days exactly when gap_days ≤ W, whatever the window is set to
+    later."""
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    gap_days = models.IntegerField()
+    referees = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "day", "gap_days"], name="cohort_tally_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.day} +{self.gap_days}d: {self.referees}"
+
+
+class ReferralGap(models.Model):
+    """How long after their referrer each referee joined, in order per campaign: the
+    median cycle time is read by OFFSET along its index."""
+
+    id = models.BigAutoField(primary_key=True)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    gap = models.DurationField()
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "gap"], name="referral_gap_order")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.gap}"
+
+
+class VisitorSeen(models.Model):
+    """A visitor cookie that came through one of the campaign's invite links (not a bot).
+    Not kept for a campaign whose clicks are past their retention (apps.trust.retention):
+    its visitors are then counted from the daily snapshots and the clicks kept."""
+
+    id = models.BigAutoField(primary_key=True)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    visitor_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "visitor_id"], name="visitor_seen_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.visitor_id}"
+
+
+class VisitorTally(models.Model):
+    """How many VisitorSeen rows the campaign has."""
+
+    campaign = models.OneToOneField(
+        Campaign, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    visitors = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}: {self.visitors}"

@@ -12,6 +12,7 @@ answer as `percentile_cont`, tested, and parallel on PostgreSQL where it is not)
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +25,10 @@ from django.db.models import (
     Aggregate,
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
+    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -38,9 +41,11 @@ from apps.common.names import leaderboard_name
 from apps.referrals.models import Click, Participant
 from apps.trust.models import ClickRetention
 
-from .models import DailySnapshot
+from . import rollup
+from .models import CohortTally, DailySnapshot, JoinTally, ReferralGap, VisitorSeen, VisitorTally
 from .projection import amplification as amplification_of
 from .ranges import in_range, site_tz
+from .rollup import LIVE, Marks
 
 RATIO_DIGITS = 6  # ratios in the JSON: enough for any campaign, short enough to read
 
@@ -187,12 +192,17 @@ def frozen_through(campaign_id: int) -> date | None:
     )
 
 
-def visitor_count(campaign: Campaign, date_from: date | None, date_to: date | None) -> int:
+def visitor_count(
+    campaign: Campaign, date_from: date | None, date_to: date | None, *, marks: Marks = LIVE
+) -> int:
     """Distinct visitors in the range. Days whose clicks are past their retention count
     from their daily snapshots: the sum of each day's distinct visitors, so a visitor
     who came on several such days counts once a day (the clicks that would tell are
-    gone)."""
+    gone). All of a campaign's visitors, with the clicks rolled up (`marks`), are the
+    visitors seen plus the new ones among the clicks since."""
     frozen = frozen_through(campaign.pk)
+    if frozen is None and date_from is None and date_to is None and marks.clicks:
+        return _seen_visitors(campaign, marks.clicks)
     if frozen is None or (date_from is not None and date_from > frozen):
         return _distinct_visitors(campaign, date_from, date_to)
     stored = DailySnapshot.objects.filter(
@@ -210,6 +220,25 @@ def _distinct_visitors(campaign: Campaign, date_from: date | None, date_to: date
     # COUNT(*) over SELECT DISTINCT, not COUNT(DISTINCT ...): PostgreSQL hashes the former
     # and sorts the latter, and on millions of clicks the hash is about twice as fast.
     return visits(campaign, date_from, date_to).values("visitor_id").distinct().count()
+
+
+def _seen_visitors(campaign: Campaign, watermark: int) -> int:
+    seen = VisitorTally.objects.filter(campaign_id=campaign.pk).values_list("visitors", flat=True)
+    new = (
+        visits(campaign, None, None)
+        .filter(id__gt=watermark)
+        .exclude(
+            Exists(
+                VisitorSeen.objects.filter(
+                    campaign_id=campaign.pk, visitor_id=OuterRef("visitor_id")
+                )
+            )
+        )
+        .values("visitor_id")
+        .distinct()
+        .count()
+    )
+    return (seen.first() or 0) + new
 
 
 def distinct_counts(queryset: QuerySet[Any], group: str, field: str) -> dict[Any, int]:
@@ -241,33 +270,57 @@ class Joins:
     by_day: dict[date, int]
 
 
-def joins(campaign: Campaign, date_from: date | None, date_to: date | None) -> Joins:
+def joins(
+    campaign: Campaign,
+    date_from: date | None,
+    date_to: date | None,
+    *,
+    marks: Marks = LIVE,
+) -> Joins:
     """The participants who joined in the range, in one index-only pass of
-    (campaign, joined_at) grouped by depth and local day."""
+    (campaign, joined_at) grouped by depth and local day. With the tree rolled up
+    (`marks`), the counts by depth and day are the tallies plus a grouped pass over the
+    participants since, and who qualified (which changes after joining) is one count."""
     referred = Q(referrer_id__isnull=False)
     qualified = referred & Q(qualified_at__isnull=False)
-    rows = (
-        joined(campaign, date_from, date_to)
-        .annotate(day=TruncDate("joined_at", tzinfo=site_tz()))
-        .values_list("depth", "day")
-        .annotate(
-            n=Count("id"),
-            r=Count("id", filter=referred),
-            # The rewards engine records qualification; the report only reads it.
-            rq=Count("id", filter=qualified),
-            rqa=Count("id", filter=qualified & Q(status=Participant.Status.ACTIVE)),
-        )
-        .values_list("depth", "day", "n", "r", "rq", "rqa")
-    )
-    totals = [0, 0, 0, 0]
+    quality = qualified & Q(status=Participant.Status.ACTIVE)
+    people = joined(campaign, date_from, date_to)
     by_depth: dict[int, int] = {}
     by_day: dict[date, int] = {}
-    for depth, day, *counts in rows:
-        totals = [total + count for total, count in zip(totals, counts, strict=True)]
-        by_depth[depth] = by_depth.get(depth, 0) + counts[0]
-        by_day[day] = by_day.get(day, 0) + counts[0]
-    participants, referred_count, qualified_count, quality = totals
-    return Joins(participants, referred_count, qualified_count, quality, by_depth, by_day)
+    participants = referred_count = 0
+
+    def add(depth: int, day: date, n: int, r: int) -> None:
+        nonlocal participants, referred_count
+        participants, referred_count = participants + n, referred_count + r
+        by_depth[depth] = by_depth.get(depth, 0) + n
+        by_day[day] = by_day.get(day, 0) + n
+
+    counts = {"n": Count("id"), "r": Count("id", filter=referred)}
+    if marks.participants:
+        tallies = JoinTally.objects.filter(campaign_id=campaign.pk)
+        if date_from is not None:
+            tallies = tallies.filter(day__gte=date_from)
+        if date_to is not None:
+            tallies = tallies.filter(day__lte=date_to)
+        for row in tallies.values_list("depth", "day", "joined", "referred"):
+            add(*row)
+        changing = people.aggregate(q=Count("id", filter=qualified), qa=Count("id", filter=quality))
+        people = people.filter(id__gt=marks.participants)
+    else:
+        counts |= {"q": Count("id", filter=qualified), "qa": Count("id", filter=quality)}
+        changing = {"q": 0, "qa": 0}
+    rows = (
+        people.annotate(day=TruncDate("joined_at", tzinfo=site_tz()))
+        .values_list("depth", "day")
+        .annotate(**counts)
+        .values("depth", "day", *counts)
+    )
+    for row in rows:
+        add(row["depth"], row["day"], row["n"], row["r"])
+        if not marks.participants:
+            changing["q"] += row["q"]
+            changing["qa"] += row["qa"]
+    return Joins(participants, referred_count, changing["q"], changing["qa"], by_depth, by_day)
 
 
 def generations(
@@ -305,6 +358,7 @@ def cohorts(
     *,
     today: date | None = None,
     sizes: dict[date, int] | None = None,
+    marks: Marks = LIVE,
 ) -> list[Cohort]:
     """Cohorts by local day of joining: size, referees who joined within the attribution
     window of their referrer's joining, K, and whether the window has closed for all.
@@ -326,12 +380,28 @@ def cohorts(
         joined_at__lte=F("referrer__joined_at") + window,
     ).order_by()
     referees = in_range(referees, "referrer__joined_at", date_from, date_to)
-    referred = dict(
+    referred: dict[date, int] = {}
+    if marks.participants:
+        # Rolled up: by the referrer's day and the gap in whole days rounded up, which is
+        # within a window of W days exactly when it is at most W.
+        tallies = CohortTally.objects.filter(
+            campaign_id=campaign.pk, gap_days__lte=campaign.attribution_window_days
+        )
+        if date_from is not None:
+            tallies = tallies.filter(day__gte=date_from)
+        if date_to is not None:
+            tallies = tallies.filter(day__lte=date_to)
+        referred = dict(
+            tallies.values_list("day").annotate(n=Sum("referees")).values_list("day", "n")
+        )
+        referees = referees.filter(id__gt=marks.participants)
+    for day, n in (
         referees.annotate(day=TruncDate("referrer__joined_at", tzinfo=tz))
         .values_list("day")
         .annotate(n=Count("id"))
         .values_list("day", "n")
-    )
+    ):
+        referred[day] = referred.get(day, 0) + n
     return [
         Cohort(
             date=day,
@@ -351,6 +421,7 @@ def cycle_time_hours(
     date_to: date | None = None,
     *,
     count: int | None = None,
+    marks: Marks = LIVE,
 ) -> float | None:
     """Median of (referee joined − referrer joined) in hours over the referees who joined
     in the range; the mean of the two middle values for an even count; None if none.
@@ -358,13 +429,22 @@ def cycle_time_hours(
     a referrer is always in its referee's campaign)."""
     pairs = joined(campaign, date_from, date_to).filter(referrer__campaign_id=campaign.pk)
     gap = ExpressionWrapper(F("joined_at") - F("referrer__joined_at"), output_field=DurationField())
-    median = _median_by_offset(pairs.annotate(gap=gap), count=count)
+    gaps = pairs.annotate(gap=gap).values_list("gap", flat=True)
+    if marks.participants and date_from is None and date_to is None:
+        # The rolled-up gaps in their index's order, and the few joined since.
+        since = list(gaps.filter(id__gt=marks.participants)[: TAIL_IN_MEMORY + 1])
+        rolled = ReferralGap.objects.filter(campaign_id=campaign.pk).values_list("gap", flat=True)
+        if len(since) <= TAIL_IN_MEMORY:
+            median = _median_merged(rolled, sorted(since), count=count)
+            return None if median is None else round(median.total_seconds() / 3600, 3)
+        gaps = rolled.union(gaps.filter(id__gt=marks.participants), all=True)
+    median = _median_by_offset(gaps, count=count)
     if median is None:
         return None
     return round(median.total_seconds() / 3600, 3)
 
 
-def _median_by_offset(pairs: QuerySet[Any], *, count: int | None = None) -> timedelta | None:
+def _median_by_offset(gaps: QuerySet[Any], *, count: int | None = None) -> timedelta | None:
     """The median: count (unless given), then read the one or two middle values in order.
 
     The database sorts; Python sees at most two values. On PostgreSQL the join and the
@@ -373,12 +453,39 @@ def _median_by_offset(pairs: QuerySet[Any], *, count: int | None = None) -> time
     takes about half of percentile_cont's time. Tests check the two agree.
     """
     if count is None:
-        count = pairs.count()
+        count = gaps.count()
     if count == 0:
         return None
-    middle = list(
-        pairs.order_by("gap").values_list("gap", flat=True)[(count - 1) // 2 : count // 2 + 1]
-    )
+    middle = list(gaps.order_by("gap")[(count - 1) // 2 : count // 2 + 1])
+    return sum(middle, timedelta()) / len(middle)
+
+
+# At most this many gaps of referees who joined since the last roll-up are merged in
+# Python; more (a roll-up that has not run for a long while) are sorted by the database.
+TAIL_IN_MEMORY = 10_000
+
+
+def _median_merged(
+    rolled: QuerySet[Any], since: list[timedelta], *, count: int | None
+) -> timedelta | None:
+    """The median of the rolled-up gaps (`rolled`, read in order along their index) and
+    the sorted gaps `since`, reading only the t + 2 rolled-up values around the middle
+    (t = len(since)).
+
+    For the k-th value (from 0) of the two lists together: with lo = max(0, k − t), the
+    merge M of rolled[lo : k + 2] and `since` holds it at M[k − lo]. Among M's first
+    k − lo + 1 values at most t come from `since`, so at least one comes from rolled[lo:],
+    so each of the lo values before it is no larger: exactly lo values precede M[0] in
+    the whole order, whatever `since` holds.
+    """
+    if count is None:
+        count = rolled.count() + len(since)
+    if count == 0:
+        return None
+    first, last = (count - 1) // 2, count // 2
+    lo = max(0, first - len(since))
+    merged = list(heapq.merge(rolled.order_by("gap")[lo : last + 1], since))
+    middle = merged[first - lo : last - lo + 1]
     return sum(middle, timedelta()) / len(middle)
 
 
@@ -408,18 +515,36 @@ def kfactor_report(
 ) -> KReport:
     """The K-factor report for joins from `date_from` to `date_to` (local days, both
     included; None for open ends). Visitors are the visits in the same days."""
+    for _attempt in range(REPORT_ATTEMPTS):
+        with report_transaction():
+            marks = rollup.watermarks()
+            report = _report(campaign, date_from, date_to, today=today, marks=marks)
+            if rollup.watermarks() == marks:
+                return report
+    # The roll-up kept committing while we read: count everything live.
     with report_transaction():
-        return _report(campaign, date_from, date_to, today=today)
+        return _report(campaign, date_from, date_to, today=today, marks=LIVE)
+
+
+# A report reads the tallies and the rows above the watermarks in several statements; a
+# roll-up committing in between (once a minute) would count some rows twice, so the
+# report is read again.
+REPORT_ATTEMPTS = 3
 
 
 def _report(
-    campaign: Campaign, date_from: date | None, date_to: date | None, *, today: date | None
+    campaign: Campaign,
+    date_from: date | None,
+    date_to: date | None,
+    *,
+    today: date | None,
+    marks: Marks,
 ) -> KReport:
-    counts = joins(campaign, date_from, date_to)
+    counts = joins(campaign, date_from, date_to, marks=marks)
     base = Figures(
         participants=counts.participants,
         referred=counts.referred,
-        visitors=visitor_count(campaign, date_from, date_to),
+        visitors=visitor_count(campaign, date_from, date_to, marks=marks),
     )
     return KReport(
         participants=base.participants,
@@ -432,8 +557,12 @@ def _report(
         k_qualified=ratio(counts.qualified, base.participants),
         k_quality=ratio(counts.quality, base.participants),
         generations=generations(campaign, by_depth=counts.by_depth),
-        cohorts=cohorts(campaign, date_from, date_to, today=today, sizes=counts.by_day),
-        cycle_time_hours=cycle_time_hours(campaign, date_from, date_to, count=counts.referred),
+        cohorts=cohorts(
+            campaign, date_from, date_to, today=today, sizes=counts.by_day, marks=marks
+        ),
+        cycle_time_hours=cycle_time_hours(
+            campaign, date_from, date_to, count=counts.referred, marks=marks
+        ),
         amplification=_amplification(base.referred, base.participants),
     )
 

@@ -13,7 +13,7 @@ from smtplib import SMTPException
 from celery import shared_task
 from django.utils import timezone
 
-from . import selectors, services
+from . import rollup, selectors, services
 
 
 def _yesterday() -> date:
@@ -54,3 +54,10 @@ def check_k_alert(campaign_id: int, day: str) -> None:
 )
 def send_k_alert_email(alert_id: int) -> None:
     services.k_alert_email_send(alert_id=alert_id)
+
+
+@shared_task(ignore_result=True)
+def roll_up_reports() -> None:
+    """Periodic (every minute): fold new participants and clicks into the K-factor
+    report's tallies (apps.analytics.rollup). Two at once wait for each other."""
+    rollup.report_rollup()

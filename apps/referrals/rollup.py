@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import Model
 
-from .models import PATH_ARRAY_SQL, TreeRollup
+from .models import PATH_ARRAY_SQL, Participant, TreeRollup
 
 logger = logging.getLogger(__name__)
 
@@ -19,22 +20,24 @@ BATCH = 200_000
 LOCK_TIMEOUT = "200ms"
 
 
-def _committed_top() -> int | None:
-    """The highest participant id below which every insert has committed or aborted.
+def committed_top(model: type[Model]) -> int | None:
+    """The highest id of `model`'s table (an append-only log: participants, clicks) below
+    which every insert has committed or aborted.
 
     Ids are taken while an INSERT holds its ROW EXCLUSIVE lock, so once a SHARE lock is
     granted no transaction still holds an id it has not committed. The lock is kept for
     one statement; if a long transaction (an import) is running, give up for this round
-    rather than make joins queue behind us.
+    rather than make joins (or clicks) queue behind us.
     """
+    table = connection.ops.quote_name(model._meta.db_table)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-            cursor.execute("LOCK TABLE referrals_participant IN SHARE MODE")
-            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM referrals_participant")
+            cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
+            cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608
             (top,) = cursor.fetchone()
     except OperationalError:
-        logger.info("tree roll-up skipped: the participant table is busy")
+        logger.info("roll-up skipped: %s is busy", model._meta.db_table)
         return None
     return int(top)
 
@@ -46,7 +49,7 @@ def tree_rollup(*, batch: int = BATCH) -> int:
     """
     if connection.vendor != "postgresql":
         return 0  # elsewhere subtree sizes are counted directly
-    top = _committed_top()
+    top = committed_top(Participant)
     if top is None:
         return 0
     done = 0

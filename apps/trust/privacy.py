@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from apps.analytics.rollup import visitor_renamed
 from apps.common.codes import new_invite_code, new_token
 from apps.common.errors import FissionError, NotFound
 from apps.notifications.models import Message
@@ -73,9 +74,14 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
     scrubbed = 0
     if participant.join_visitor_id:
         _write_buffered_clicks()
-        scrubbed = Click.objects.filter(
-            campaign_id=participant.campaign_id, visitor_id=participant.join_visitor_id
-        ).update(visitor_id=secrets.token_urlsafe(16), ip_hash="", ua_class="other")
+        renamed = secrets.token_urlsafe(16)
+        with transaction.atomic():
+            # The visitor stays one visitor (the K report's count does not change),
+            # under an id that leads nowhere; the report's roll-up follows.
+            scrubbed = Click.objects.filter(
+                campaign_id=participant.campaign_id, visitor_id=participant.join_visitor_id
+            ).update(visitor_id=renamed, ip_hash="", ua_class="other")
+            visitor_renamed(participant.campaign_id, participant.join_visitor_id, renamed)
     # Message subjects carry names ("Bob joined through your link"): the person's own
     # and those that named them to their inviter; a delivery error may quote the address.
     Message.objects.filter(participant=participant).update(subject="", error="")

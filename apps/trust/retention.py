@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.analytics.ranges import day_start
+from apps.analytics.rollup import visitors_forget
 from apps.analytics.services import snapshot_fill_days
 from apps.campaigns.models import Campaign
 from apps.referrals.models import Click
@@ -59,6 +60,10 @@ def clicks_purge(*, now: datetime | None = None, batch_size: int = BATCH) -> int
                 state.frozen_through = through
                 state.updated_at = timezone.now()
                 state.save(update_fields=["frozen_through", "updated_at"])
+        if created:
+            # Its visitors are counted from the snapshots from now on: the visitor ids
+            # the report's roll-up kept for it go now, not with its last click.
+            visitors_forget(campaign_id)
         campaign_deleted = 0
         while True:
             with transaction.atomic():

@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import DurationField, ExpressionWrapper, F
 from django.test.utils import CaptureQueriesContext
 
+from apps.analytics.rollup import LIVE, report_rollup, watermarks
 from apps.analytics.selectors import (
     _median_by_offset,
     cohorts,
@@ -88,7 +89,7 @@ def test_the_median_uses_the_count_it_is_given(campaign):
         join_at(campaign, f"f{n}", at(hours=minutes / 60), alice)
     pairs = Participant.objects.filter(campaign=campaign, referrer__isnull=False)
     gap = ExpressionWrapper(F("joined_at") - F("referrer__joined_at"), output_field=DurationField())
-    pairs = pairs.annotate(gap=gap)
+    pairs = pairs.annotate(gap=gap).values_list("gap", flat=True)
     assert _median_by_offset(pairs) == _median_by_offset(pairs, count=5) == timedelta(minutes=33)
     # The count decides which rows are the middle: given 4, the middle two of the first 4.
     assert _median_by_offset(pairs, count=4) == timedelta(minutes=(7 + 33) / 2)
@@ -101,3 +102,10 @@ def test_the_report_reads_the_participants_in_three_queries(tree):
         kfactor_report(tree)
     participant_queries = [q for q in queries if "referrals_participant" in q["sql"]]
     assert len(participant_queries) == 3
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="elsewhere than PostgreSQL")
+def test_elsewhere_nothing_is_rolled_up_and_the_report_is_live(tree):
+    assert report_rollup() == {"participants": 0, "clicks": 0}
+    assert watermarks() == LIVE
+    assert kfactor_report(tree).participants == 6

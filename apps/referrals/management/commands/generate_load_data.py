@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from apps.analytics.rollup import report_rollup
 from apps.campaigns.models import Campaign, RewardTier
 from apps.common.codes import CODE_ALPHABET
 from apps.common.money import percent_of
@@ -140,8 +141,9 @@ class Command(BaseCommand):
             if opts["rewards"]:
                 self._rewards([c.pk for c in campaigns], opts["rewards"])
         self._analyze()
-        self.stderr.write("Rolling up subtree sizes…")
+        self.stderr.write("Rolling up subtree sizes and the report tallies…")
         tree_rollup()
+        report_rollup()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Generated {len(campaigns)} campaigns, {len(nodes)} participants, "
