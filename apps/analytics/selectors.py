@@ -2,13 +2,15 @@
 
 Every figure is an aggregate the database computes over the campaign's rows (counts,
 GROUP BY depth and day, a join from referee to referrer, a median); no participant is
-ever loaded into Python, so the report costs a few scans of the campaign's index range
-whatever its size: one grouped pass for the counts, generations and cohort sizes
-(`joins`), the distinct visitors, and two joins from referee to referrer (the cohorts'
-referees, the median). The ORM expressions used here run on PostgreSQL and SQLite
-alike; the median is the one or two middle rows fetched by OFFSET on both (the same
-answer as `percentile_cont`, tested, and parallel on PostgreSQL where it is not).
-"""
+ever loaded into Python. Counted live, the report costs a few scans of the campaign's
+index range: one grouped pass for the counts, generations and cohort sizes (`joins`),
+the distinct visitors, and two joins from referee to referrer (the cohorts' referees,
+the median). On PostgreSQL the append-only part of that is rolled up every minute
+(apps.analytics.rollup): the report reads the tallies and counts live only the rows
+above their watermarks (`marks`), plus who qualified, which changes after joining. The
+ORM expressions used here run on PostgreSQL and SQLite alike; the median is the one or
+two middle values in order, read by OFFSET (the same answer as `percentile_cont`,
+tested)."""
 
 from __future__ import annotations
 

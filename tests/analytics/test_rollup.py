@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from apps.analytics import rollup
+from apps.analytics import rollup, selectors
 from apps.analytics.models import JoinTally, ReportRollup, VisitorSeen, VisitorTally
 from apps.analytics.rollup import LIVE, report_rollup, watermarks
 from apps.analytics.selectors import _report, kfactor_report, report_transaction
@@ -89,6 +89,14 @@ def test_the_report_is_the_live_one_whatever_is_rolled_up(campaign, seed):
     Campaign.objects.filter(pk=campaign.pk).update(attribution_window_days=1)
     campaign.refresh_from_db()
     assert kfactor_report(campaign) == live(campaign)
+
+
+def test_many_referees_since_the_roll_up_are_sorted_by_the_database(campaign, monkeypatch):
+    grow(campaign, random.Random(4), 30, prefix="a")
+    report_rollup()
+    grow(campaign, random.Random(9), 12, prefix="b")
+    monkeypatch.setattr(selectors, "TAIL_IN_MEMORY", 3)
+    assert kfactor_report(campaign).cycle_time_hours == live(campaign).cycle_time_hours
 
 
 def test_the_tallies_hold_only_the_rows_up_to_the_watermark(campaign):

@@ -55,6 +55,20 @@ QUERIES: list[tuple[str, str, str]] = [
      "campaign", "SELECT id FROM analytics_kalert WHERE campaign_id = 1 AND resolved_at IS NULL"),
     ("kalert_unique_episode", "unique episode per day; a campaign's alerts",
      "SELECT id FROM analytics_kalert WHERE campaign_id = 1 ORDER BY started_on DESC LIMIT 5"),
+    ("join_tally_unique", "unique (campaign, day, depth): the roll-up's upsert; a report's "
+     "joins by depth and day", "SELECT depth, day, joined, referred FROM analytics_jointally "
+     "WHERE campaign_id = 1"),
+    ("cohort_tally_unique", "unique (campaign, day, gap in days): the roll-up's upsert; a "
+     "report's referees within the window by referrer day", "SELECT day, sum(referees) FROM "
+     "analytics_cohorttally WHERE campaign_id = 1 AND gap_days <= 7 GROUP BY day"),
+    ("referral_gap_order", "a campaign's referral gaps in order: the median by OFFSET",
+     "SELECT gap FROM analytics_referralgap WHERE campaign_id = 1 ORDER BY gap "
+     "OFFSET 80000 LIMIT 2"),
+    ("visitor_seen_unique", "unique (campaign, visitor): the roll-up's insert; the visitors "
+     "new since the roll-up", "SELECT count(DISTINCT c.visitor_id) FROM referrals_click c "
+     "WHERE c.id > (SELECT max(id) - 1000 FROM referrals_click) AND c.campaign_id = 1 "
+     "AND NOT c.is_bot AND c.visitor_id <> '' AND NOT EXISTS (SELECT 1 FROM "
+     "analytics_visitorseen s WHERE s.campaign_id = 1 AND s.visitor_id = c.visitor_id)"),
     # api
     ("api_apikey_key_hash_key", "unique key hash; authenticating an API call",
      "SELECT id FROM api_apikey WHERE key_hash = 'x'"),
