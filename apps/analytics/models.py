@@ -135,17 +135,17 @@ class ReportRollup(models.Model):
     `watermark` is in the tallies; the rows above it are counted live. Local days are
     those of `time_zone` (a change of TIME_ZONE starts the tallies again)."""
 
-    class Source(models.TextChoices):
-        PARTICIPANTS = "participants", _("Participants")
-        CLICKS = "clicks", _("Clicks")
+    class Source(models.IntegerChoices):
+        PARTICIPANTS = 1, _("Participants")
+        CLICKS = 2, _("Clicks")
 
-    source = models.CharField(max_length=16, choices=Source.choices, primary_key=True)
+    source = models.PositiveSmallIntegerField(choices=Source.choices, primary_key=True)
     watermark = models.BigIntegerField(default=0)
     time_zone = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"{self.source} rolled up to {self.watermark}"
+        return f"{self.get_source_display()} rolled up to {self.watermark}"
 
 
 class JoinTally(models.Model):

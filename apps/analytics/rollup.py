@@ -95,14 +95,14 @@ def report_rollup(*, batch: int = BATCH) -> dict[str, int]:
     returns how far each watermark moved (ids). Safe to run twice, or at once: each
     table's watermark row is locked for each batch."""
     if connection.vendor != "postgresql":
-        return {Source.PARTICIPANTS: 0, Source.CLICKS: 0}
+        return {"participants": 0, "clicks": 0}
     return {
-        Source.PARTICIPANTS: _roll(Source.PARTICIPANTS, Participant, _PARTICIPANT_SQL, batch),
-        Source.CLICKS: _roll(Source.CLICKS, Click, _CLICK_SQL, batch),
+        "participants": _roll(Source.PARTICIPANTS, Participant, _PARTICIPANT_SQL, batch),
+        "clicks": _roll(Source.CLICKS, Click, _CLICK_SQL, batch),
     }
 
 
-def _roll(source: str, model: type[Participant | Click], statements: list[str], batch: int) -> int:
+def _roll(source: int, model: type[Participant | Click], statements: list[str], batch: int) -> int:
     top = committed_top(model)
     if top is None:
         return 0
@@ -125,7 +125,7 @@ def _roll(source: str, model: type[Participant | Click], statements: list[str], 
             moved += high - low
 
 
-def locked_state(source: str) -> ReportRollup:
+def locked_state(source: int) -> ReportRollup:
     """The source's watermark row, locked until the end of the transaction: a roll-up of
     that table waits for whoever holds it (an erasure renaming a visitor, a retention
     freeze dropping a campaign's visitors)."""

@@ -159,7 +159,8 @@ def test_another_time_zone_starts_the_participant_tallies_again(campaign):
         assert watermarks().participants == 0  # the local days were another zone's
         assert kfactor_report(campaign) == live(campaign)
         report_rollup()
-        assert ReportRollup.objects.get(source="participants").time_zone == "America/Los_Angeles"
+        state = ReportRollup.objects.get(source=ReportRollup.Source.PARTICIPANTS)
+        assert state.time_zone == "America/Los_Angeles"
         assert watermarks().participants > 0
         assert kfactor_report(campaign) == live(campaign)
 

@@ -64,9 +64,12 @@ QUERIES: list[tuple[str, str, str]] = [
     ("referral_gap_order", "a campaign's referral gaps in order: the median by OFFSET",
      "SELECT gap FROM analytics_referralgap WHERE campaign_id = 1 ORDER BY gap "
      "OFFSET 80000 LIMIT 2"),
+    ("click_buffer_id_unique", "each buffered click written once: the flush's INSERT … ON "
+     "CONFLICT (buffer_id) DO NOTHING", "SELECT id FROM referrals_click WHERE buffer_id = "
+     "'00000000-0000-0000-0000-000000000000'"),
     ("visitor_seen_unique", "unique (campaign, visitor): the roll-up's insert; the visitors "
      "new since the roll-up", "SELECT count(DISTINCT c.visitor_id) FROM referrals_click c "
-     "WHERE c.id > (SELECT max(id) - 1000 FROM referrals_click) AND c.campaign_id = 1 "
+     "WHERE c.id > 4999000 AND c.campaign_id = 1 "
      "AND NOT c.is_bot AND c.visitor_id <> '' AND NOT EXISTS (SELECT 1 FROM "
      "analytics_visitorseen s WHERE s.campaign_id = 1 AND s.visitor_id = c.visitor_id)"),
     # api
