@@ -157,4 +157,8 @@ def test_the_nightly_task_snapshots_every_live_campaign_up_to_yesterday(db):
 
 def test_the_beat_schedule_runs_the_analytics_jobs():
     schedule = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {"apps.analytics.tasks.snapshot_all", "apps.analytics.tasks.check_k_alerts"} <= schedule
+    assert {
+        "apps.analytics.tasks.snapshot_all",
+        "apps.analytics.tasks.check_k_alerts",
+        "apps.analytics.tasks.roll_up_reports",
+    } <= schedule
