@@ -109,7 +109,7 @@ class Campaign(models.Model):
         validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal("0.99"))],
         help_text=_(
             "Alert when the 7-day K-factor falls by more than this fraction from the week "
-            "before (0.3 = a 30 % drop). Empty: no alert."
+            "before (0.3: it fell by 30 percent). Empty: no alert."
         ),
     )
     leaderboard_public = models.BooleanField(
