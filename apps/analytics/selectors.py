@@ -306,7 +306,10 @@ def joins(
             tallies = tallies.filter(day__lte=date_to)
         for row in tallies.values_list("depth", "day", "joined", "referred"):
             add(*row)
-        changing = people.aggregate(q=Count("id", filter=qualified), qa=Count("id", filter=quality))
+        # Over the partial index of qualified referees (participant_qualified_referee).
+        changing = people.filter(qualified).aggregate(
+            q=Count("*"), qa=Count("status", filter=Q(status=Participant.Status.ACTIVE))
+        )
         people = people.filter(id__gt=marks.participants)
     else:
         counts |= {"q": Count("id", filter=qualified), "qa": Count("id", filter=quality)}

@@ -117,6 +117,14 @@ class Participant(models.Model):
                 include=["id", "referrer", "depth", "qualified_at", "status"],
                 name="participant_campaign_joined",
             ),
+            # The K-factor report's qualified referees (which change after joining, so the
+            # report counts them live): a third of the campaign's rows, and narrow.
+            models.Index(
+                fields=["campaign", "joined_at"],
+                include=["status"],
+                condition=Q(referrer__isnull=False) & Q(qualified_at__isnull=False),
+                name="participant_qualified_referee",
+            ),
             # The join-time burst rules: joins of a campaign from one network (and, within
             # it, one address) in the last minutes. Partial: API, import and seed joins
             # carry no address and are never looked up this way.

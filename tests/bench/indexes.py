@@ -158,6 +158,10 @@ QUERIES: list[tuple[str, str, str]] = [
      "only, both sides of the join)", "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY "
      "p.joined_at - r.joined_at) FROM referrals_participant p JOIN referrals_participant r ON "
      "r.id = p.referrer_id WHERE p.campaign_id = 1 AND r.campaign_id = 1"),
+    ("participant_qualified_referee", "the K-factor report's qualified and quality K, counted "
+     "live (qualification changes after joining)", "SELECT count(*), count(status) FILTER "
+     "(WHERE status = 'active') FROM referrals_participant WHERE campaign_id = 1 AND "
+     "referrer_id IS NOT NULL AND qualified_at IS NOT NULL"),
     # rewards
     ("rewards_conversion_campaign_id_5a3b8e5c", "a campaign's events (admin, API list)",
      "SELECT id FROM rewards_conversion WHERE campaign_id = 2 ORDER BY received_at DESC "
