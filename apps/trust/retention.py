@@ -60,10 +60,10 @@ def clicks_purge(*, now: datetime | None = None, batch_size: int = BATCH) -> int
                 state.frozen_through = through
                 state.updated_at = timezone.now()
                 state.save(update_fields=["frozen_through", "updated_at"])
-        if created:
-            # Its visitors are counted from the snapshots from now on: the visitor ids
-            # the report's roll-up kept for it go now, not with its last click.
-            visitors_forget(campaign_id)
+        # Its visitors are counted from the snapshots from now on: the visitor ids the
+        # report's roll-up kept for it go now, not with its last click (again on every
+        # run, in case one died in between: nothing is left to delete after the first).
+        visitors_forget(campaign_id)
         campaign_deleted = 0
         while True:
             with transaction.atomic():

@@ -4,9 +4,8 @@ may return a finding: a reason code, a score, a sentence for the operator and ev
 The join-time rules run inside `participant_join`, before the row is written, so that a
 flagged referee never counts toward a tier, not even for a moment. They cost at most a
 few indexed reads: the campaign's settings (remembered by each process for a few
-seconds), one count over the join-network index (both
-burst rules at once), one bounded read of the referrer's latest referees, and, only when
-something fired, the allowlist.
+seconds), one count over the join-network index (both burst rules at once), one bounded
+read of the referrer's latest referees, and, only when something fired, the allowlist.
 
 Evidence holds counts and which signals matched: never an address, a hash, or another
 person's details (it is shown to the person in their data export).
