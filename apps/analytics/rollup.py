@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.referrals.models import Click, Participant
-from apps.referrals.rollup import committed_top
+from apps.referrals.rollup import roll_up
 
 from .models import CohortTally, JoinTally, ReferralGap, ReportRollup, VisitorSeen, VisitorTally
 
@@ -103,26 +103,21 @@ def report_rollup(*, batch: int = BATCH) -> dict[str, int]:
 
 
 def _roll(source: int, model: type[Participant | Click], statements: list[str], batch: int) -> int:
-    top = committed_top(model)
-    if top is None:
-        return 0
     tz = timezone.get_default_timezone_name()
-    moved = 0
-    while True:
-        with transaction.atomic():
-            state = locked_state(source)
-            if source == Source.PARTICIPANTS and state.time_zone != tz:
-                _restart_participants(state, tz)
-            low = state.watermark
-            if low >= top:
-                return moved
-            high = min(top, low + batch)
-            with connection.cursor() as cursor:
-                for sql in statements:
-                    cursor.execute(sql, {"low": low, "high": high, "tz": tz})
-            state.watermark = high
-            state.save(update_fields=["watermark", "time_zone", "updated_at"])
-            moved += high - low
+
+    def lock() -> ReportRollup:
+        state = locked_state(source)
+        if source == Source.PARTICIPANTS and state.time_zone != tz:
+            _restart_participants(state, tz)
+        return state
+
+    def fold(low: int, high: int) -> int:
+        with connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql, {"low": low, "high": high, "tz": tz})
+        return high - low
+
+    return roll_up(model, lock=lock, fold=fold, batch=batch)
 
 
 def locked_state(source: int) -> ReportRollup:
