@@ -5,11 +5,14 @@ The roll-up runs on PostgreSQL; elsewhere the report is always live (the last te
 
 from __future__ import annotations
 
+import io
+import json
 import random
 import threading
 from datetime import date, timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
@@ -194,3 +197,16 @@ def test_a_campaign_past_its_click_retention_keeps_no_visitor_ids(campaign, sett
     assert not VisitorSeen.objects.filter(campaign=campaign).exists()
     assert kfactor_report(campaign) == live(campaign)
     assert kfactor_report(campaign).visitors == 2  # the old day's snapshot, and the new click
+
+
+def test_the_stats_api_and_the_command_answer_from_the_tallies_as_live(campaign, api):
+    grow(campaign, random.Random(12), 25, prefix="g")
+    report_rollup()
+    grow(campaign, random.Random(13), 5, prefix="h")
+    expected = live(campaign).as_dict()
+    response = api.get(f"/api/v1/campaigns/{campaign.slug}/stats/")
+    assert response.status_code == 200
+    assert response.json() == expected
+    out = io.StringIO()
+    call_command("kfactor", campaign.slug, "--json", stdout=out)
+    assert json.loads(out.getvalue()) == response.json()
