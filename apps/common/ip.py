@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -44,12 +45,17 @@ def _in_networks(value: str, networks: list[str]) -> bool:
     return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
-def _keys() -> list[bytes]:
-    primary = (
-        settings.IP_HASH_KEY
-        or hashlib.sha256(b"fission-ip-hash:" + settings.SECRET_KEY.encode()).hexdigest()
+def _keys() -> tuple[bytes, ...]:
+    return _derive_keys(
+        settings.IP_HASH_KEY, settings.SECRET_KEY, tuple(settings.IP_HASH_KEY_FALLBACKS)
     )
-    return [k.encode() for k in [primary, *settings.IP_HASH_KEY_FALLBACKS]]
+
+
+@functools.lru_cache(maxsize=4)
+def _derive_keys(key: str, secret_key: str, fallbacks: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The keys, derived once per setting (every invite click hashes an address)."""
+    primary = key or hashlib.sha256(b"fission-ip-hash:" + secret_key.encode()).hexdigest()
+    return tuple(k.encode() for k in [primary, *fallbacks])
 
 
 def ip_hash(ip: str, *, key_index: int = 0) -> str:

@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest, HttpResponseBase
 
 VISITOR_COOKIE = "fission_vid"
@@ -24,15 +26,23 @@ DAY = 24 * 3600
 
 
 def _set(response: HttpResponseBase, name: str, value: str, *, salt: str, max_age: int) -> None:
-    response.set_signed_cookie(
+    """`response.set_signed_cookie`, with the signer made once per cookie and key."""
+    response.set_cookie(
         name,
-        value,
-        salt=salt,
+        _signer(name + salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS)).sign(value),
         max_age=max_age,
         httponly=True,
         samesite="Lax",  # sent on the top-level navigation from a chat app's link
         secure=settings.SESSION_COOKIE_SECURE,
     )
+
+
+@functools.lru_cache(maxsize=1024)  # two per campaign with clicks
+def _signer(salt: str, secret_key: str, fallbacks: tuple[str, ...]) -> signing.Signer:
+    """Django's cookie signer for `salt`, made once per salt and key rather than on every
+    invite click (its class is looked up by name each time). The same signatures as
+    `set_signed_cookie`, so `get_signed_cookie` reads them; a new key makes a new signer."""
+    return signing.get_cookie_signer(salt=salt)
 
 
 def visitor_id(request: HttpRequest) -> str:

@@ -78,7 +78,7 @@ CHANNEL_MAX = 20
 _NOT_CHANNEL = re.compile(r"[^a-z0-9_-]")
 IMAGE_CACHE_SECONDS = 7 * 24 * 3600
 # Bump when the look of QR codes or posters changes, so caches and ETags move on.
-IMAGE_VERSION = "1"
+IMAGE_VERSION = "2"
 REFERRALS_SHOWN = 100
 
 

@@ -23,6 +23,10 @@ def test_the_png_qr_code_decodes_back_to_the_invite_link(phone, alice):
     response = phone.get(f"/p/{alice.token}/qr.png")
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     assert decoded(response.content) == [f"http://testserver/r/{alice.code}"]
+    # One bit per pixel, for phones on slow connections: about 0.6 KB, not 1.8 KB as RGB.
+    image = Image.open(io.BytesIO(response.content))
+    assert image.mode == "1" and image.size[0] >= 400
+    assert len(response.content) < 1000
 
 
 def test_the_qr_code_follows_site_url(phone, alice, settings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 
 from apps.common.ip import ip_hash
 from apps.landing import cookies
@@ -44,6 +44,28 @@ def test_a_forged_visitor_cookie_is_replaced(phone, alice):
     phone.cookies[cookies.VISITOR_COOKIE] = "made-up-id"
     phone.get(f"/r/{alice.code}")
     assert Click.objects.get().visitor_id not in ("", "made-up-id")
+
+
+def test_the_cookies_are_signed_with_the_current_key(phone, alice, settings):
+    """The signers are made once per key: a rotated SECRET_KEY signs with the new key, and
+    the old key (now a fallback) still reads the cookies set before the rotation."""
+    phone.get(f"/r/{alice.code}")
+    before = phone.cookies[cookies.VISITOR_COOKIE].value
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated-" + old_key, [old_key]
+    fresh = Client(HTTP_USER_AGENT=phone.defaults["HTTP_USER_AGENT"])
+    fresh.get(f"/r/{alice.code}")
+    after = fresh.cookies[cookies.VISITOR_COOKIE].value
+    visitor, after_visitor = (value.split(":", 1)[0] for value in (before, after))
+    # Each verifies under the rotated settings, and only the new one under the new key.
+    request = RequestFactory().get("/", HTTP_COOKIE=f"{cookies.VISITOR_COOKIE}={before}")
+    assert cookies.visitor_id(request) == visitor
+    request = RequestFactory().get("/", HTTP_COOKIE=f"{cookies.VISITOR_COOKIE}={after}")
+    assert cookies.visitor_id(request) == after_visitor
+    settings.SECRET_KEY_FALLBACKS = []
+    assert cookies.visitor_id(request) == after_visitor
+    request = RequestFactory().get("/", HTTP_COOKIE=f"{cookies.VISITOR_COOKIE}={before}")
+    assert cookies.visitor_id(request) == ""
 
 
 def test_the_redirect_is_one_lookup_and_one_insert(phone, alice, django_assert_num_queries):
