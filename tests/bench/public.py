@@ -295,7 +295,11 @@ def qr(ctx: Context) -> list[Figure]:
 
     def cached_png() -> float:
         if not warm.is_set():
+            import logging
+
             import httpx
+
+            logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
 
             with (
                 httpx.Client(base_url=server().url, timeout=60) as client,
