@@ -1,11 +1,12 @@
 """The click buffer: invite clicks queued in Redis, written to the click log by COPY.
 
-Off unless CLICK_BUFFER_URL names a Redis database; then the redirect pushes each click
-onto a Redis list (one round trip, no database write) and a periodic task writes them in
-batches. Every click is written exactly once:
+Off unless CLICK_BUFFER_URL names a Redis database. Then a redirect hands its click to
+its process's sender (`queue`: an append to a list in memory, no round trip) and answers
+at once; the sender thread pushes whatever has gathered in one RPUSH, and a periodic task
+writes the buffer to the click log in batches. Every click is written exactly once:
 
-1. The redirect gives the click a random UUID (`buffer_id`) and RPUSHes it, as a compact
-   JSON array, onto PENDING.
+1. The redirect gives the click a random UUID (`buffer_id`) and queues it; the sender
+   RPUSHes the queued clicks, each a compact JSON array, onto PENDING.
 2. A flush moves up to a batch of clicks from PENDING onto a processing list of its own
    and records that list, with the time, in FLUSHES: one Lua script, so two flushers
    never take the same clicks and no click is ever in neither place.
@@ -18,15 +19,23 @@ lists older than LEASE_SECONDS (claimed by a compare-and-set on their time in FL
 one flusher at a time) and writes them again: what was already written is skipped by
 the unique `buffer_id`, so a crash after the COPY's commit duplicates nothing.
 
-When Redis cannot be reached the redirect inserts the click itself, with the same
-`buffer_id`: if the push did arrive after all (a timeout on the answer), its flush finds
-the click already written.
+When Redis cannot be reached the sender writes its clicks to the click log itself (the
+same COPY, the same `buffer_id`: if a push did arrive after all, a timeout on the
+answer, its flush finds the clicks already written); when neither can take them it keeps
+them and tries again. A process that exits (a restart, a deploy) sends what it holds
+first. What a process holds is only what gathered since the sender's last push, a few
+milliseconds of clicks: a process killed outright (SIGKILL, out of memory) in that
+moment loses those, as Redis itself, with its AOF written every second, would lose a
+second of them.
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -36,7 +45,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 
 from .models import Click, Participant
 
@@ -162,14 +171,14 @@ def client(*, timeout: float = TIMEOUT_SECONDS) -> redis.Redis:
     return found
 
 
-def push(click: BufferedClick) -> None:
-    """Queue one click (one RPUSH). Raises Unavailable when Redis cannot take it: the
-    caller then writes the click itself."""
+def push(clicks: list[BufferedClick]) -> None:
+    """Append clicks to the buffer (one RPUSH). Raises Unavailable when Redis cannot take
+    them: the caller then writes them itself."""
     global _down_until
     if _down_until and time.monotonic() < _down_until:
         raise Unavailable("the click buffer failed a moment ago")
     try:
-        client().rpush(PENDING, click.encode())
+        client().rpush(PENDING, *(click.encode() for click in clicks))
     except redis.RedisError as exc:
         _down_until = time.monotonic() + RETRY_AFTER_SECONDS
         logger.warning(
@@ -181,9 +190,116 @@ def push(click: BufferedClick) -> None:
     _down_until = 0.0
 
 
+# A sender pushes at most this many clicks in one RPUSH, and holds at most MAX_HELD while
+# neither Redis nor PostgreSQL takes them (then it drops the oldest, with an error).
+SEND_BATCH = 1_000
+MAX_HELD = 200_000
+SEND_EVERY_SECONDS = 0.002
+RESEND_AFTER_SECONDS = 1.0
+
+
+class Sender:
+    """This process's clicks on their way to the buffer, and the thread that sends them.
+
+    `queue` appends (no lock, no round trip) and wakes the thread if it waits; the thread
+    sends everything queued meanwhile in one RPUSH, so that under load one round trip
+    carries many clicks and a redirect waits for none. The thread starts with the first
+    click of each process; a forked child starts afresh (its parent sends its own)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._clicks: collections.deque[BufferedClick] = collections.deque()
+        self._wake = threading.Event()
+        self._sending = threading.Lock()  # one send at a time: the thread's, or `send`
+        self._starting = threading.Lock()
+        self._started = False
+
+    def queue(self, click: BufferedClick) -> None:
+        self._clicks.append(click)
+        if not self._started:
+            self._start()
+        if not self._wake.is_set():  # waking a thread costs more than the rest of this
+            self._wake.set()
+
+    def held(self) -> int:
+        return len(self._clicks)
+
+    def _start(self) -> None:
+        with self._starting:
+            if not self._started:
+                threading.Thread(target=self._run, name="click-sender", daemon=True).start()
+                self._started = True
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            sent = False
+            try:
+                sent = self.send()
+                # The click log's connection, if Redis was down: kept as a request keeps
+                # it.
+                close_old_connections()
+            except Exception:  # the thread must live on: it is the process's only one
+                logger.exception("click buffer: the sender failed; trying again")
+            # A moment for clicks to gather, so that under load a push carries several
+            # and the thread is woken once for them, not once a click.
+            time.sleep(SEND_EVERY_SECONDS if sent else RESEND_AFTER_SECONDS)
+            if not sent:
+                self._wake.set()
+
+    def send(self) -> bool:
+        """Send every click held now: to Redis, or to the click log when Redis cannot
+        take them. Returns False when neither could (the clicks are kept)."""
+        with self._sending:
+            while self._clicks:
+                batch = [self._clicks.popleft() for _ in range(min(SEND_BATCH, len(self._clicks)))]
+                try:
+                    _deliver(batch)
+                except Exception:
+                    logger.exception("click buffer: %d clicks kept, sent again soon", len(batch))
+                    self._clicks.extendleft(reversed(batch))
+                    dropped = 0
+                    while len(self._clicks) > MAX_HELD:
+                        self._clicks.popleft()
+                        dropped += 1
+                    if dropped:
+                        logger.error("click buffer: %d clicks dropped, %d held", dropped, MAX_HELD)
+                    return False
+            return True
+
+
+def _deliver(clicks: list[BufferedClick]) -> None:
+    try:
+        push(clicks)
+    except Unavailable:
+        # The same buffer_ids: should the push have arrived after all, its flush skips
+        # them.
+        with transaction.atomic():
+            _insert([_row(click) for click in clicks])
+
+
+def _row(click: BufferedClick) -> list[Any]:
+    return [getattr(click, column) for column in _COLUMNS]
+
+
+sender = Sender()
+atexit.register(sender.send)
+
+
+def queue(click: BufferedClick) -> None:
+    """Hand a click to this process's sender (see Sender): returns at once."""
+    sender.queue(click)
+
+
 def pending() -> int:
-    """Clicks waiting in the buffer (not counting batches being written)."""
-    return int(client(timeout=FLUSH_TIMEOUT_SECONDS).llen(PENDING))
+    """Clicks waiting in the buffer (not counting batches being written), this process's
+    own sent there first."""
+    sender.send()
+    return int(client(timeout=FLUSH_TIMEOUT_SECONDS).llen(PENDING)) + sender.held()
 
 
 def flush(*, batch: int | None = None, max_batches: int = 50, lease: float | None = None) -> int:
@@ -195,6 +311,7 @@ def flush(*, batch: int | None = None, max_batches: int = 50, lease: float | Non
     is deleted when that transaction commits).
     """
     batch = batch or BATCH
+    sender.send()  # this process's own clicks first
     redis_client = client(timeout=FLUSH_TIMEOUT_SECONDS)
     written = 0
     cutoff = time.time() - (LEASE_SECONDS if lease is None else lease)

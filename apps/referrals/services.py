@@ -257,12 +257,12 @@ def click_record(
     is_bot: bool = False,
 ) -> None:
     """Log one visit through an invite link: a single INSERT, or with the click buffer
-    (CLICK_BUFFER_URL) a single push onto it, and nothing else.
+    (CLICK_BUFFER_URL) a hand-over to this process's sender, and nothing else.
 
     This runs on every invite click, so it updates no counter and queues no task; the
     figures that need clicks (visitors, funnels) are computed from this log. Buffered
     clicks reach the log within seconds (apps.referrals.clickbuffer); when the buffer
-    cannot be reached the click is inserted here, so none is lost.
+    cannot be reached the sender inserts them itself, so none is lost.
     """
     values: dict[str, Any] = {
         "campaign_id": campaign_id,
@@ -276,12 +276,9 @@ def click_record(
     if not clickbuffer.enabled():
         _click_insert(values, created_at=timezone.now(), buffer_id=None)
         return
-    click = clickbuffer.BufferedClick(buffer_id=uuid.uuid4(), created_at=timezone.now(), **values)
-    try:
-        clickbuffer.push(click)
-    except clickbuffer.Unavailable:
-        # The same buffer_id: should the push have arrived after all, its flush skips it.
-        _click_insert(values, created_at=click.created_at, buffer_id=click.buffer_id)
+    clickbuffer.queue(
+        clickbuffer.BufferedClick(buffer_id=uuid.uuid4(), created_at=timezone.now(), **values)
+    )
 
 
 _UA_CLASSES = frozenset(Click.UserAgentClass.values)

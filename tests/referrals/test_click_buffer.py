@@ -4,6 +4,9 @@ crashes and concurrent flushers, and go straight to the log while Redis is down.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -48,6 +51,7 @@ def buffer(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Red
     use_buffer(settings, BUFFER_URL)
     monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
     yield client
+    clickbuffer.sender.send()
     client.flushdb()
 
 
@@ -61,6 +65,11 @@ def click(participant: Participant, channel: str = "wechat", **kwargs: Any) -> N
         ua_class="mobile",
         **kwargs,
     )
+
+
+def sent() -> None:
+    """Wait until this process's sender has sent every click queued so far."""
+    assert clickbuffer.sender.send()
 
 
 def processing_lists(client: redis.Redis) -> list[bytes]:
@@ -197,12 +206,13 @@ def test_a_push_whose_answer_was_lost_is_stored_once(alice, buffer, monkeypatch)
     real = clickbuffer.client()
 
     class LostAnswer:
-        def rpush(self, key: str, value: str) -> int:
-            real.rpush(key, value)
+        def rpush(self, key: str, *values: str) -> int:
+            real.rpush(key, *values)
             raise redis.TimeoutError("no answer")
 
     monkeypatch.setattr(clickbuffer, "client", lambda: LostAnswer())
     click(alice)
+    sent()
     assert Click.objects.count() == 1
     monkeypatch.undo()
     assert clickbuffer.pending() == 1
@@ -210,10 +220,11 @@ def test_a_push_whose_answer_was_lost_is_stored_once(alice, buffer, monkeypatch)
     assert Click.objects.count() == 1
 
 
-def test_with_redis_down_the_click_is_inserted_at_once(alice, settings, monkeypatch):
+def test_with_redis_down_the_sender_inserts_the_clicks(alice, settings, monkeypatch):
     use_buffer(settings, DOWN_URL)
     monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
     click(alice, "wechat")
+    sent()
     assert Click.objects.get().channel == "wechat"
 
     # For a few seconds the process leaves Redis alone: no connection is even tried.
@@ -222,6 +233,7 @@ def test_with_redis_down_the_click_is_inserted_at_once(alice, settings, monkeypa
 
     monkeypatch.setattr(clickbuffer, "client", refuse)
     click(alice, "line")
+    sent()
     assert Click.objects.count() == 2
 
 
@@ -230,7 +242,64 @@ def test_with_redis_down_the_redirect_still_counts_the_click(alice, settings, mo
     monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
     response = Client().get(f"/r/{alice.code}?s=wechat")
     assert response.status_code == 302
+    sent()
     assert Click.objects.filter(participant=alice, channel="wechat").count() == 1
+
+
+def test_the_redirect_answers_without_waiting_for_redis(alice, buffer, monkeypatch):
+    """The redirect hands its click to the sender thread and answers: a Redis that takes
+    its time holds up no visitor, and the click arrives once it answers."""
+    answer = threading.Event()
+    real_push = clickbuffer.push
+
+    def slow_push(clicks: list[clickbuffer.BufferedClick]) -> None:
+        assert answer.wait(10), "the redirect waited for the push"
+        real_push(clicks)
+
+    monkeypatch.setattr(clickbuffer, "push", slow_push)
+    response = Client(HTTP_USER_AGENT=PHONE).get(f"/r/{alice.code}?s=wechat")
+    assert response.status_code == 302
+    assert buffer.llen(clickbuffer.PENDING) == 0  # not pushed yet
+    answer.set()
+    assert clickbuffer.flush() == 1
+    assert Click.objects.get().channel == "wechat"
+
+
+def test_clicks_of_many_threads_at_once_reach_the_log_once(alice, buffer):
+    threads, per_thread = 8, 100
+    barrier = threading.Barrier(threads)
+
+    def visitor(n: int) -> None:
+        barrier.wait()
+        for k in range(per_thread):
+            click(alice, visitor_id=f"v{n}-{k}")
+
+    workers = [threading.Thread(target=visitor, args=(n,)) for n in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert clickbuffer.flush() == threads * per_thread
+    assert Click.objects.values("visitor_id").distinct().count() == threads * per_thread
+    assert clickbuffer.pending() == 0
+
+
+def test_clicks_neither_redis_nor_the_database_took_are_kept_and_sent_later(
+    alice, buffer, monkeypatch
+):
+    def down(clicks: list[clickbuffer.BufferedClick]) -> None:
+        raise ConnectionError("Redis and PostgreSQL both down")
+
+    monkeypatch.setattr(clickbuffer, "_deliver", down)
+    click(alice, "a")
+    click(alice, "b")
+    assert not clickbuffer.sender.send()
+    assert clickbuffer.sender.held() == 2
+    monkeypatch.undo()
+    monkeypatch.setattr(clickbuffer, "_down_until", 0.0)
+    sent()
+    assert clickbuffer.flush() == 2
+    assert sorted(Click.objects.values_list("channel", flat=True)) == ["a", "b"]
 
 
 def test_an_unreadable_item_is_dropped_and_the_rest_written(alice, buffer):
@@ -309,3 +378,26 @@ def test_a_flush_may_take_over_left_batches_at_once_when_told_none_runs(alice, b
     assert clickbuffer.flush() == 0
     assert clickbuffer.flush(lease=0) == 1
     assert not processing_lists(buffer)
+
+
+def test_a_process_that_exits_sends_the_clicks_it_holds_first(alice, buffer):
+    """A web process stopping (a deploy, a restart) sends its clicks on its way out: here
+    its sender thread is kept from running, so only the exit can send the click."""
+    program = f"""
+import django
+django.setup()
+from apps.referrals import clickbuffer, services
+clickbuffer.sender._started = True  # no thread: only the exit can send it
+services.click_record(campaign_id={alice.campaign_id}, participant_id={alice.pk}, channel="bye")
+assert clickbuffer.sender.held() == 1
+"""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "true",
+        "CLICK_BUFFER_URL": BUFFER_URL,
+    }
+    subprocess.run([sys.executable, "-c", program], env=env, check=True, timeout=60)  # noqa: S603
+    assert buffer.llen(clickbuffer.PENDING) == 1
+    assert clickbuffer.flush() == 1
+    assert Click.objects.get().channel == "bye"
