@@ -372,6 +372,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.trust.tasks.check_referral_quality",
         "schedule": crontab(hour=1, minute=40),
     },
+    # Exports: files older than EXPORT_RETENTION_DAYS are deleted.
+    "exports-purge-old-files": {
+        "task": "apps.exports.tasks.purge_old_export_files",
+        "schedule": crontab(hour=1, minute=25),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------
@@ -436,6 +441,9 @@ FISSION = {
     # Seconds a background export may run (a million rows of XLSX take a few minutes);
     # a job still "running" after this is taken to have lost its worker and may rerun.
     "EXPORT_JOB_TIME_LIMIT": env.int("EXPORT_JOB_TIME_LIMIT", default=3600),
+    # Days a background export's file is kept (it names participants); then it is
+    # deleted every night and the job, with its filters, rows and totals, says expired.
+    "EXPORT_RETENTION_DAYS": env.int("EXPORT_RETENTION_DAYS", default=30),
     # Days clicks on invite links are kept; older ones are rolled up into the daily
     # snapshots and deleted every night. At least 30 (the snapshots' refresh needs them).
     "CLICK_RETENTION_DAYS": env.int("CLICK_RETENTION_DAYS", default=180),
@@ -462,3 +470,5 @@ if FISSION["CLICK_BUFFER_URL"]:
     }
 if FISSION["CLICK_RETENTION_DAYS"] < 30:
     raise ImproperlyConfigured("CLICK_RETENTION_DAYS must be at least 30.")
+if FISSION["EXPORT_RETENTION_DAYS"] < 1:
+    raise ImproperlyConfigured("EXPORT_RETENTION_DAYS must be at least 1.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -89,7 +90,7 @@ class ExportJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("rows"))
     def progress_text(self, obj: ExportJob) -> str:
-        if obj.status == ExportStatus.DONE:
+        if obj.status in (ExportStatus.DONE, ExportStatus.EXPIRED):
             return f"{obj.row_count:,}"
         return f"{obj.progress:,} / {obj.row_count:,}"
 
@@ -103,6 +104,9 @@ class ExportJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("file"))
     def download(self, obj: ExportJob) -> str:
+        if obj.status == ExportStatus.EXPIRED:
+            days = settings.FISSION["EXPORT_RETENTION_DAYS"]
+            return _("deleted after %(days)s days") % {"days": days}
         if obj.status != ExportStatus.DONE:
             return obj.error[:80] if obj.status == ExportStatus.FAILED else "—"
         url = reverse("admin:exports_exportjob_download", args=[obj.pk])

@@ -16,6 +16,8 @@ class ExportStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+    # Done, and its file deleted after EXPORT_RETENTION_DAYS.
+    EXPIRED = "expired", _("Expired")
 
 
 class ExportFormat(models.TextChoices):

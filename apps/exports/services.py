@@ -9,7 +9,8 @@ import logging
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import IO, Any
 
 from django.conf import settings
@@ -169,6 +170,36 @@ def export_job_file(*, job_id: int, actor: str) -> ExportJob:
         rows=job.row_count,
     )
     return job
+
+
+def export_files_purge(*, now: datetime | None = None) -> int:
+    """Delete the files of background exports finished more than EXPORT_RETENTION_DAYS
+    ago (they name participants) and mark their jobs expired; each in the finance log.
+    Returns how many. Safe to run twice, or at once: a job is taken by a conditional
+    UPDATE before its file is deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.FISSION["EXPORT_RETENTION_DAYS"])
+    old = ExportJob.objects.filter(status=ExportStatus.DONE, finished_at__lt=cutoff)
+    purged = 0
+    for job in old.order_by("pk").iterator():
+        with transaction.atomic():
+            taken = ExportJob.objects.filter(pk=job.pk, status=ExportStatus.DONE).update(
+                status=ExportStatus.EXPIRED, file=""
+            )
+            if not taken:
+                continue
+            finance_log(
+                action=FinanceAction.EXPORT_EXPIRED,
+                actor="retention",
+                job=job.pk,
+                format=job.format,
+                rows=job.row_count,
+                finished_at=job.finished_at,
+            )
+            # After the commit: a rollback must not leave a job that points at no file.
+            name = str(job.file.name)  # a done job has one (exportjob_done_has_file)
+            transaction.on_commit(partial(job.file.storage.delete, name), robust=True)
+        purged += 1
+    return purged
 
 
 def reconciliation_csv(lines: Iterable[Line], *, actor: str, period: dict[str, Any]) -> bytes:

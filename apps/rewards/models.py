@@ -496,6 +496,7 @@ class FinanceAction(models.TextChoices):
     REPORT_EXPORTED = "report_exported", _("Reward report exported")
     EXPORT_REQUESTED = "export_requested", _("Reward report requested (background)")
     EXPORT_DOWNLOADED = "export_downloaded", _("Export file downloaded")
+    EXPORT_EXPIRED = "export_expired", _("Export file deleted after its retention")
     RECONCILIATION_EXPORTED = "reconciliation_exported", _("Reconciliation exported")
     BATCH_CREATED = "batch_created", _("Payout batch made")
     BATCH_EXPORTED = "batch_exported", _("Payout batch exported")

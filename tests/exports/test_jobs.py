@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.exports.models import ExportJob
-from apps.exports.tasks import run_export_job
+from apps.exports.tasks import purge_old_export_files, run_export_job
 from apps.rewards.models import FinanceLog, Reward
 
 pytestmark = pytest.mark.django_db
@@ -127,3 +127,53 @@ def test_a_job_that_cannot_run_says_why(fiona, db):
     job.refresh_from_db()
     assert job.status == "failed" and "no payout batch" in job.error
     assert not job.file
+
+
+def test_export_files_past_their_retention_are_deleted_and_the_job_says_so(
+    finance_client, ledger, django_capture_on_commit_callbacks, settings
+):
+    settings.FISSION = {**settings.FISSION, "EXPORT_RETENTION_DAYS": 30}
+    ask(finance_client, django_capture_on_commit_callbacks)
+    old = ExportJob.objects.get()
+    ask(finance_client, django_capture_on_commit_callbacks, campaign="shop")
+    recent = ExportJob.objects.exclude(pk=old.pk).get()
+    ExportJob.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=31))
+    old_path, recent_path = Path(old.file.path), Path(recent.file.path)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert purge_old_export_files() == 1
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert (old.status, old.file.name) == ("expired", "")
+    # What the job was stays: its filters, rows and totals.
+    assert old.row_count == Reward.objects.count() and old.totals
+    assert not old_path.exists() and recent_path.exists() and recent.status == "done"
+    expired = FinanceLog.objects.get(action="export_expired")
+    assert (expired.actor, expired.details["job"]) == ("retention", old.pk)
+
+    listing = finance_client.get(EXPORTS)
+    assert b"deleted after 30 days" in listing.content
+    assert f"{old.row_count:,} / ".encode() not in listing.content  # rows, not progress
+    assert f"{EXPORTS}{old.pk}/download/".encode() not in listing.content
+    assert finance_client.get(f"{EXPORTS}{old.pk}/download/").status_code == 404
+    # Again: nothing more to do.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert purge_old_export_files() == 0
+    assert FinanceLog.objects.filter(action="export_expired").count() == 1
+
+
+def test_a_purge_that_rolls_back_keeps_the_file(
+    finance_client, ledger, django_capture_on_commit_callbacks, monkeypatch
+):
+    ask(finance_client, django_capture_on_commit_callbacks)
+    job = ExportJob.objects.get()
+    ExportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=400))
+
+    def log_fails(**kwargs: object) -> None:
+        raise RuntimeError("the finance log could not be written")
+
+    monkeypatch.setattr("apps.exports.services.finance_log", log_fails)
+    with pytest.raises(RuntimeError), django_capture_on_commit_callbacks(execute=True):
+        purge_old_export_files()
+    job.refresh_from_db()
+    assert job.status == "done" and Path(job.file.path).exists()
