@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from apps.api.services import api_key_create
 from apps.campaigns.models import Campaign
-from apps.landing.views import qr_memory_forget
+from apps.landing.images import qr_memory_forget
 from apps.referrals.models import Participant
 from apps.referrals.selectors import invite_targets_forget
 from apps.trust.rules import campaign_rules_forget

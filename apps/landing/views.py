@@ -1,4 +1,5 @@
-"""The public pages: invite redirect, landing and join, personal page, QR codes, poster.
+"""The public pages: invite redirect, landing and join, the personal page (its QR codes and
+poster are in images.py).
 
 Thin views: the rules are in the services (joining, recording a click) and the reads in
 the selectors; these only turn requests into their arguments and results into pages.
@@ -7,18 +8,14 @@ the selectors; these only turn requests into their arguments and results into pa
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import (
     Http404,
     HttpRequest,
@@ -28,8 +25,6 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import get_script_prefix, reverse
-from django.utils import translation
-from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
@@ -43,7 +38,6 @@ from apps.common.codes import is_invite_code, is_token
 from apps.common.errors import FissionError, NotFound
 from apps.common.ip import client_ip, ip_hash
 from apps.common.money import format_amount
-from apps.common.qr import qr_png, qr_svg
 from apps.common.useragents import ua_class
 from apps.notifications.services import notify_joined
 from apps.referrals.models import Participant
@@ -52,7 +46,6 @@ from apps.referrals.selectors import (
     invite_target,
     inviter_in_campaign,
     participant_by_token,
-    participant_code_by_token,
     participant_progress,
     referral_first_names,
 )
@@ -70,15 +63,11 @@ from apps.trust.services import consent_text_version
 from . import cookies
 from .errors import error_page, rate_limited
 from .forms import JoinForm
-from .poster import current_font_source, render_poster
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_MAX = 20
 _NOT_CHANNEL = re.compile(r"[^a-z0-9_-]")
-IMAGE_CACHE_SECONDS = 7 * 24 * 3600
-# Bump when the look of QR codes or posters changes, so caches and ETags move on.
-IMAGE_VERSION = "2"
 REFERRALS_SHOWN = 100
 
 
@@ -331,7 +320,8 @@ def campaign_join(request: HttpRequest, slug: str) -> HttpResponse:
 # --- /p/<token>/ ---------------------------------------------------------------------
 
 
-def _participant(token: str) -> Participant:
+def participant_or_404(token: str) -> Participant:
+    """The participant whose personal page `token` opens, or a 404."""
     participant = participant_by_token(token) if is_token(token) else None
     if participant is None:
         raise Http404("unknown token")
@@ -356,7 +346,7 @@ def _share_links(url: str, text: str, subject: str) -> list[tuple[str, str, bool
 @never_cache
 @require_safe
 def personal_page(request: HttpRequest, token: str) -> HttpResponse:
-    participant = _participant(token)
+    participant = participant_or_404(token)
     campaign = participant.campaign
     copy = campaign.landing_copy(request.LANGUAGE_CODE)
     headline = copy.headline if copy else campaign.name
@@ -425,7 +415,7 @@ def _reward_row(reward: Reward) -> dict[str, str]:
 @require_POST
 def withdraw_consent(request: HttpRequest, token: str) -> HttpResponse:
     """The person wants no more messages (CSRF-protected form on the personal page)."""
-    participant = _participant(token)
+    participant = participant_or_404(token)
     participant_withdraw_consent(participant=participant)
     return HttpResponseSeeOther(reverse("landing:personal", args=[token]) + "?done=withdrawn")
 
@@ -434,7 +424,7 @@ def withdraw_consent(request: HttpRequest, token: str) -> HttpResponse:
 def request_data_export(request: HttpRequest, token: str) -> HttpResponse:
     """Send the person everything held about them, by email, to their own address: the
     page's token proves they are the person, the address that it goes only to them."""
-    participant = _participant(token)
+    participant = participant_or_404(token)
     if is_erased(participant):
         raise Http404("erased")
     try:
@@ -452,193 +442,3 @@ def request_data_export(request: HttpRequest, token: str) -> HttpResponse:
         response["Retry-After"] = str(24 * 3600)
         return response
     return HttpResponseSeeOther(reverse("landing:personal", args=[token]) + "?done=export")
-
-
-# --- QR codes and the poster ---------------------------------------------------------
-
-
-def _image_key(identity: str) -> tuple[str, str]:
-    """(ETag digest, cache key) of an image drawn from `identity`."""
-    digest = hashlib.sha256(f"{IMAGE_VERSION}\n{identity}".encode()).hexdigest()[:32]
-    return digest, f"fission:image:{digest}"
-
-
-def _image(
-    request: HttpRequest,
-    *,
-    identity: str,
-    content_type: str,
-    render_bytes: Callable[[], bytes],
-    public: bool,
-) -> HttpResponseBase:
-    """An image answered from its ETag (304), Django's cache, or rendered once.
-
-    `identity` is everything the image is drawn from, so the same text means the same
-    bytes: a change of SITE_URL, copy or name makes a new image, and no stale one.
-    """
-    digest, cache_key = _image_key(identity)
-    etag = f'"{digest}"'
-    not_modified = get_conditional_response(request, etag=etag)
-    if not_modified is not None:
-        not_modified["ETag"] = etag
-        return not_modified
-    # The cache only saves drawing the image again: when it is down, draw it.
-    try:
-        body = cache.get(cache_key)
-    except Exception as exc:  # any cache backend's own error type
-        logger.warning("image cache unavailable: %s", exc)
-        body = None
-    if body is None:
-        body = render_bytes()
-        try:
-            cache.set(cache_key, body, IMAGE_CACHE_SECONDS)
-        except Exception as exc:
-            logger.warning("image cache unavailable: %s", exc)
-    response = HttpResponse(body, content_type=content_type)
-    response["ETag"] = etag
-    # The QR code holds only the invite link, which is public by design; the poster
-    # also shows the person's name, so only their own browser keeps it.
-    patch_cache_control(response, **{"public" if public else "private": True}, max_age=3600)
-    return response
-
-
-# Rendered QR codes, remembered by each process for INVITE_CACHE_SECONDS: digest ->
-# (expiry on the monotonic clock, bytes), at most QR_MEMORY_BYTES in all (the oldest go
-# first). In front of Django's cache, so that a popular code costs neither a query nor
-# a round trip to the cache.
-_qr_memory: dict[str, tuple[float, bytes]] = {}
-_qr_memory_lock = threading.Lock()
-_qr_memory_bytes = 0
-QR_MEMORY_BYTES = 32 * 1024 * 1024
-
-
-def _qr_digest(kind: str, token: str) -> str:
-    """Everything a QR code is drawn from: the page token (one per invite code; both are
-    replaced together when a person is erased), SITE_URL and the look (IMAGE_VERSION).
-    Hashed: a token opens a personal page, so it is never a cache key in the clear."""
-    return hashlib.sha256(
-        f"{IMAGE_VERSION}\n{kind}\n{settings.SITE_URL}\n{token}".encode()
-    ).hexdigest()[:32]
-
-
-def _qr_remember(digest: str, body: bytes) -> None:
-    global _qr_memory_bytes
-    ttl = settings.FISSION["INVITE_CACHE_SECONDS"]
-    if not ttl or len(body) > QR_MEMORY_BYTES:
-        return
-    with _qr_memory_lock:
-        old = _qr_memory.pop(digest, None)
-        _qr_memory_bytes -= len(old[1]) if old else 0
-        while _qr_memory and _qr_memory_bytes + len(body) > QR_MEMORY_BYTES:
-            _qr_memory_bytes -= len(_qr_memory.pop(next(iter(_qr_memory)))[1])
-        _qr_memory[digest] = (time.monotonic() + ttl, body)
-        _qr_memory_bytes += len(body)
-
-
-def qr_memory_forget(digests: list[str] | None = None) -> None:
-    """Forget QR codes this process remembers: those of `digests`, or all (tests)."""
-    global _qr_memory_bytes
-    with _qr_memory_lock:
-        for digest in list(_qr_memory) if digests is None else digests:
-            old = _qr_memory.pop(digest, None)
-            _qr_memory_bytes -= len(old[1]) if old else 0
-
-
-def _qr_code(
-    request: HttpRequest, token: str, *, kind: str, content_type: str, draw: Callable[[str], bytes]
-) -> HttpResponseBase:
-    """A QR code of the participant's invite link: from this process's memory, else from
-    Django's cache, else drawn (one query for the code) and kept in both."""
-    if not is_token(token):
-        raise Http404("unknown token")
-    digest = _qr_digest(kind, token)
-    remembered = _qr_memory.get(digest)
-    if remembered is not None and remembered[0] > time.monotonic():
-        body = remembered[1]
-    else:
-        cache_key = f"fission:image:qr:{digest}"
-        # The cache only saves drawing the image again: when it is down, draw it.
-        try:
-            body = cache.get(cache_key)
-        except Exception as exc:  # any cache backend's own error type
-            logger.warning("image cache unavailable: %s", exc)
-            body = None
-        if body is None:
-            code = participant_code_by_token(token)
-            if code is None:
-                raise Http404("unknown token")
-            body = draw(f"{settings.SITE_URL}/r/{code}")
-            try:
-                cache.set(cache_key, body, IMAGE_CACHE_SECONDS)
-            except Exception as exc:
-                logger.warning("image cache unavailable: %s", exc)
-        _qr_remember(digest, body)
-    etag = f'"{digest}"'
-    not_modified = get_conditional_response(request, etag=etag)
-    if not_modified is not None:
-        not_modified["ETag"] = etag
-        return not_modified
-    response = HttpResponse(body, content_type=content_type)
-    response["ETag"] = etag
-    # The QR code holds only the invite link, which is public by design.
-    patch_cache_control(response, public=True, max_age=3600)
-    return response
-
-
-@require_safe
-def qr_code_svg(request: HttpRequest, token: str) -> HttpResponseBase:
-    return _qr_code(request, token, kind="qr.svg", content_type="image/svg+xml", draw=qr_svg)
-
-
-@require_safe
-def qr_code_png(request: HttpRequest, token: str) -> HttpResponseBase:
-    return _qr_code(request, token, kind="qr.png", content_type="image/png", draw=qr_png)
-
-
-def _poster_texts(participant: Participant, language: str) -> dict[str, str]:
-    """What the poster shows, in the active language (gettext) and `language`'s copy."""
-    campaign = participant.campaign
-    copy = campaign.landing_copy(language)
-    return {
-        "headline": copy.headline if copy else campaign.name,
-        "name_line": _("%(name)s invites you") % {"name": participant.name}
-        if participant.name
-        else _("You are invited"),
-        "url": invite_url(participant),
-        "reward": copy.reward_text if copy else "",
-        "caption": _("Scan to join"),
-    }
-
-
-def _poster_identity(texts: dict[str, str]) -> str:
-    return "\n".join(["poster.png", repr(current_font_source()), *texts.values()])
-
-
-def forget_cached_images(participant: Participant) -> None:
-    """Drop the participant's posters (which show their name) from the image cache, in
-    every language, and their QR codes: called before their personal data is erased."""
-    keys = []
-    for language, _name in settings.LANGUAGES:
-        with translation.override(language):
-            identity = _poster_identity(_poster_texts(participant, language))
-        keys.append(_image_key(identity)[1])
-    # The QR codes hold no personal data, but the old link must lead nowhere: forgotten
-    # here and in the cache at once, in other processes within INVITE_CACHE_SECONDS.
-    digests = [_qr_digest(kind, participant.token) for kind in ("qr.svg", "qr.png")]
-    keys += [f"fission:image:qr:{digest}" for digest in digests]
-    qr_memory_forget(digests)
-    cache.delete_many(keys)
-
-
-@require_safe
-def poster(request: HttpRequest, token: str) -> HttpResponseBase:
-    participant = _participant(token)
-    texts = _poster_texts(participant, request.LANGUAGE_CODE)
-    identity = _poster_identity(texts)
-    return _image(
-        request,
-        identity=identity,
-        content_type="image/png",
-        render_bytes=lambda: render_poster(**texts),
-        public=False,
-    )

@@ -68,7 +68,7 @@ def participant_erase(*, participant_id: int, actor: str) -> ErasureLog:
     done = ErasureLog.objects.filter(participant=participant).first()
     if done is not None:
         return done
-    from apps.landing.views import forget_cached_images  # the poster shows their name
+    from apps.landing.images import forget_cached_images  # the poster shows their name
 
     forget_cached_images(participant)
     scrubbed = 0

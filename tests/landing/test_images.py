@@ -69,7 +69,7 @@ def test_rendered_images_are_kept_in_the_cache(phone, copy, alice, monkeypatch):
     def must_not_render(**kwargs):
         raise AssertionError("rendered again")
 
-    monkeypatch.setattr("apps.landing.views.render_poster", must_not_render)
+    monkeypatch.setattr("apps.landing.images.render_poster", must_not_render)
     assert phone.get(f"/p/{alice.token}/poster.png").content == first
 
 
@@ -88,7 +88,7 @@ def test_the_poster_draws_what_it_is_given(monkeypatch, phone, copy, alice):
         seen.update(texts)
         return b"png"
 
-    monkeypatch.setattr("apps.landing.views.render_poster", spy)
+    monkeypatch.setattr("apps.landing.images.render_poster", spy)
     phone.get(f"/p/{alice.token}/poster.png", HTTP_ACCEPT_LANGUAGE="zh-CN")
     assert seen == {
         "headline": "邀请好友，一起赢奖励",
@@ -169,17 +169,17 @@ def test_a_qr_code_drawn_once_costs_no_query_and_no_drawing(
     def must_not_draw(url: str) -> bytes:
         raise AssertionError("drawn again")
 
-    monkeypatch.setattr("apps.landing.views.qr_png", must_not_draw)
+    monkeypatch.setattr("apps.landing.images.qr_png", must_not_draw)
     with django_assert_num_queries(0):
         assert phone.get(f"/p/{alice.token}/qr.png").content == first
 
 
 def test_a_qr_code_in_the_shared_cache_is_not_drawn_again(phone, alice, monkeypatch):
-    from apps.landing.views import qr_memory_forget
+    from apps.landing.images import qr_memory_forget
 
     first = phone.get(f"/p/{alice.token}/qr.svg").content
     qr_memory_forget()  # another web process: only the shared cache has it
-    monkeypatch.setattr("apps.landing.views.qr_svg", lambda url: b"drawn again")
+    monkeypatch.setattr("apps.landing.images.qr_svg", lambda url: b"drawn again")
     assert phone.get(f"/p/{alice.token}/qr.svg").content == first
 
 
