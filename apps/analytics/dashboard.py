@@ -18,19 +18,16 @@ from apps.referrals.models import Participant
 from apps.rewards.models import LIVE_STATES, Reward
 from apps.rewards.selectors import reward_totals
 
+from .breakdowns import Cohort, Generation, joined, ratio
 from .models import DailySnapshot, KAlert
 from .projection import amplification as amplification_of
 from .projection import projected_total
 from .ranges import day_start, site_tz
 from .selectors import (
-    Cohort,
     Figures,
-    Generation,
     KReport,
     distinct_counts,
-    joined,
     kfactor_report,
-    ratio,
     report_transaction,
     visits,
 )

@@ -10,14 +10,8 @@ from django.db.models import DurationField, ExpressionWrapper, F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.analytics.selectors import (
-    Median,
-    _median_by_offset,
-    cycle_time_hours,
-    figures,
-    kfactor_report,
-    report_transaction,
-)
+from apps.analytics.breakdowns import Median, _median_by_offset, cycle_time_hours
+from apps.analytics.selectors import figures, kfactor_report, report_transaction
 from apps.referrals.models import Participant
 from tests.factories import CampaignFactory
 

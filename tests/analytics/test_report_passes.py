@@ -11,14 +11,9 @@ from django.db import connection
 from django.db.models import DurationField, ExpressionWrapper, F
 from django.test.utils import CaptureQueriesContext
 
+from apps.analytics.breakdowns import _median_by_offset, cohorts, generations, joins
 from apps.analytics.rollup import LIVE, report_rollup, watermarks
-from apps.analytics.selectors import (
-    _median_by_offset,
-    cohorts,
-    generations,
-    joins,
-    kfactor_report,
-)
+from apps.analytics.selectors import kfactor_report
 from apps.referrals.models import Participant
 from tests.factories import CampaignFactory
 

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from apps.analytics import rollup, selectors, tasks
+from apps.analytics import breakdowns, rollup, tasks
 from apps.analytics.models import JoinTally, ReportRollup, VisitorSeen, VisitorTally
 from apps.analytics.rollup import LIVE, report_rollup, watermarks
 from apps.analytics.selectors import _report, kfactor_report, report_transaction
@@ -98,7 +98,7 @@ def test_many_referees_since_the_roll_up_are_sorted_by_the_database(campaign, mo
     grow(campaign, random.Random(4), 30, prefix="a")
     report_rollup()
     grow(campaign, random.Random(9), 12, prefix="b")
-    monkeypatch.setattr(selectors, "TAIL_IN_MEMORY", 3)
+    monkeypatch.setattr(breakdowns, "TAIL_IN_MEMORY", 3)
     assert kfactor_report(campaign).cycle_time_hours == live(campaign).cycle_time_hours
 
 
