@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.common.errors import FissionError
 from apps.common.money import format_amount
 
-from . import payouts, services
+from . import lifecycle, payouts
 from .models import (
     UNPAID_STATES,
     Conversion,
@@ -114,7 +114,7 @@ class RewardAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Approve the selected rewards"), permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[Reward]) -> None:
-        count = services.rewards_approve(
+        count = lifecycle.rewards_approve(
             reward_ids=list(queryset.values_list("pk", flat=True)),
             actor=self._actor(request),
             reason=request.POST.get("reason", ""),
@@ -128,7 +128,7 @@ class RewardAdmin(admin.ModelAdmin):
     )
     def reject(self, request: HttpRequest, queryset: QuerySet[Reward]) -> None:
         try:
-            count = services.rewards_reject(
+            count = lifecycle.rewards_reject(
                 reward_ids=list(queryset.values_list("pk", flat=True)),
                 actor=self._actor(request),
                 reason=request.POST.get("reason", ""),

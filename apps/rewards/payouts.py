@@ -42,8 +42,8 @@ from apps.common.errors import Conflict, FissionError, NotFound
 from apps.common.money import format_amount, is_currency
 from apps.referrals.models import Participant
 
+from .lifecycle import rewards_mark_paid
 from .models import FinanceAction, FinanceLog, PayoutBatch, PayoutStatus, Reward, RewardState
-from .services import rewards_mark_paid
 
 ZERO = Decimal(0)
 # Ids per IN list: well under SQLite's limit on query parameters.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from . import lifecycle
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def release_held_rewards() -> None:
     """Periodic (CELERY_BEAT_SCHEDULE): approve rewards whose holding period is over.
     Running it twice at once approves each reward once."""
-    services.rewards_release_due(actor="release job (beat)")
+    lifecycle.rewards_release_due(actor="release job (beat)")

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.campaigns.models import Campaign
 from apps.referrals.models import FraudFlag, Participant
+from apps.rewards.lifecycle import rewards_approve, rewards_reject
 from apps.rewards.models import (
     UNPAID_STATES,
     Conversion,
@@ -29,7 +30,7 @@ from apps.rewards.models import (
     RewardReason,
     RewardState,
 )
-from apps.rewards.services import referral_standing_changed, rewards_approve, rewards_reject
+from apps.rewards.services import referral_standing_changed
 
 from .models import ConsentText, FraudRule, RuleAction
 from .rules import Finding, campaign_rules, flags_for

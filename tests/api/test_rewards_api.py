@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from apps.campaigns.models import Campaign
+from apps.rewards.lifecycle import rewards_release_due
 from apps.rewards.models import Reward
-from apps.rewards.services import rewards_release_due
 from tests.factories import CampaignFactory, RefereeRewardFactory, join
 
 pytestmark = pytest.mark.django_db

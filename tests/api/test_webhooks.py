@@ -16,8 +16,8 @@ from apps.api import webhooks
 from apps.api.models import WebhookAttempt, WebhookDelivery
 from apps.api.tasks import webhooks_send_due
 from apps.campaigns.models import Campaign
+from apps.rewards.lifecycle import rewards_release_due
 from apps.rewards.models import Reward
-from apps.rewards.services import rewards_release_due
 from tests.factories import CampaignFactory, RefereeRewardFactory, join
 
 pytestmark = pytest.mark.django_db

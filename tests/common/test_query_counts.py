@@ -54,9 +54,9 @@ from apps.campaigns.models import Campaign, CommissionLevel, LandingCopy, Reward
 from apps.exports.models import ExportJob
 from apps.notifications.models import CampaignMessage, Message, MessageText
 from apps.referrals.models import Click, FraudFlag, Participant
+from apps.rewards.lifecycle import rewards_release_due
 from apps.rewards.models import FinanceLog, PayoutBatch, Reward, RewardTransition
 from apps.rewards.payouts import payout_batch_create
-from apps.rewards.services import rewards_release_due
 from apps.trust.models import (
     AllowlistEntry,
     ClickRetention,

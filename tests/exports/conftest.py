@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from apps.campaigns.models import Campaign
 from apps.referrals.models import Participant
+from apps.rewards.lifecycle import rewards_release_due
 from apps.rewards.payouts import payout_batch_create, payout_batch_mark_paid
-from apps.rewards.services import rewards_release_due
 from tests.factories import CampaignFactory, RefereeRewardFactory, join
 from tests.rewards import conftest as rewards
 from tests.rewards.helpers import purchase, refund

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.campaigns.models import Campaign
 from apps.notifications.models import CampaignMessage, MessageText
-from apps.rewards.services import rewards_release_due
+from apps.rewards.lifecycle import rewards_release_due
 from tests.factories import (
     CampaignFactory,
     LandingCopyFactory,

@@ -14,8 +14,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.api.services import api_key_create
+from apps.rewards.lifecycle import rewards_release_due
 from apps.rewards.models import Conversion, IdempotencyKey, Reward, RewardTransition
-from apps.rewards.services import rewards_release_due
 from tests.factories import join
 
 from .helpers import purchase

@@ -12,13 +12,13 @@ from django.utils import timezone
 
 from apps.common.errors import FissionError
 from apps.referrals.models import Participant
-from apps.rewards.models import Reward, RewardTransition
-from apps.rewards.services import (
+from apps.rewards.lifecycle import (
     rewards_approve,
     rewards_mark_paid,
     rewards_reject,
     rewards_release_due,
 )
+from apps.rewards.models import Reward, RewardTransition
 
 from .helpers import entries, purchase, refund
 

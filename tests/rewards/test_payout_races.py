@@ -10,9 +10,9 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.common.errors import FissionError
+from apps.rewards.lifecycle import rewards_release_due
 from apps.rewards.models import PayoutBatch, Reward, RewardTransition
 from apps.rewards.payouts import payout_batch_create, payout_batch_mark_paid
-from apps.rewards.services import rewards_release_due
 from tests.factories import join
 
 from .helpers import purchase, refund

@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.common.errors import FissionError
+from apps.rewards.lifecycle import rewards_reject, rewards_release_due
 from apps.rewards.models import FinanceLog, PayoutBatch, Reward, RewardTransition
 from apps.rewards.payouts import (
     payout_batch_cancel,
@@ -18,7 +19,6 @@ from apps.rewards.payouts import (
     payout_batch_mark_paid,
     payout_payees,
 )
-from apps.rewards.services import rewards_reject, rewards_release_due
 from tests.factories import CampaignFactory, RefereeRewardFactory, join
 
 from .helpers import entries, purchase, refund

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from apps.common.errors import Unprocessable
+from apps.rewards.lifecycle import rewards_mark_paid, rewards_release_due
 from apps.rewards.models import Conversion, Reward
-from apps.rewards.services import rewards_mark_paid, rewards_release_due
 from tests.factories import join
 
 from .helpers import entries, owed, purchase, refund

@@ -28,8 +28,8 @@ from hypothesis.stateful import (
 
 from apps.api.services import api_key_create
 from apps.common.money import percent_of
+from apps.rewards.lifecycle import rewards_mark_paid, rewards_release_due
 from apps.rewards.models import LIVE_STATES, Conversion, Reward
-from apps.rewards.services import rewards_mark_paid, rewards_release_due
 from tests.factories import (
     CampaignFactory,
     CommissionLevelFactory,

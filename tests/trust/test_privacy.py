@@ -15,9 +15,10 @@ from django.test import Client
 from apps.analytics.selectors import kfactor_report
 from apps.common.ip import ip_hash
 from apps.referrals.models import Click, Participant
+from apps.rewards.lifecycle import rewards_approve, rewards_mark_paid
 from apps.rewards.models import Reward
 from apps.rewards.selectors import reward_totals
-from apps.rewards.services import conversion_ingest, rewards_approve, rewards_mark_paid
+from apps.rewards.services import conversion_ingest
 from apps.trust.models import ConsentText, DataExportRequest, ErasureLog
 from apps.trust.privacy import data_export_send
 from tests.factories import (

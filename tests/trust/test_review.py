@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from apps.referrals.models import FraudFlag, Participant
 from apps.referrals.selectors import qualified_referral_count
+from apps.rewards.lifecycle import rewards_release_due
 from apps.rewards.models import Conversion, Reward, RewardTransition
-from apps.rewards.services import conversion_ingest, rewards_release_due
+from apps.rewards.services import conversion_ingest
 from apps.trust.tasks import check_referral_quality
 from tests.factories import RefereeRewardFactory, join
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.rewards.services import rewards_release_due
+from apps.rewards.lifecycle import rewards_release_due
 
 
 class Command(BaseCommand):
