@@ -137,9 +137,10 @@ def _qr_code(
 
         body = _cached(f"fission:image:qr:{digest}", draw_link)
         _qr_remember(digest, body)
-    return _not_modified(request, digest) or _image_response(
-        body, digest, content_type, public=True
-    )
+    not_modified = _not_modified(request, digest)
+    if not_modified is not None:
+        return not_modified
+    return _image_response(body, digest, content_type, public=True)
 
 
 @require_safe
@@ -184,9 +185,11 @@ def poster(request: HttpRequest, token: str) -> HttpResponseBase:
     participant = participant_or_404(token)
     texts = _poster_texts(participant, request.LANGUAGE_CODE)
     digest, cache_key = _poster_key(texts)
-    return _not_modified(request, digest) or _image_response(
-        _cached(cache_key, lambda: render_poster(**texts)), digest, "image/png", public=False
-    )
+    not_modified = _not_modified(request, digest)
+    if not_modified is not None:
+        return not_modified  # without drawing or fetching it
+    body = _cached(cache_key, lambda: render_poster(**texts))
+    return _image_response(body, digest, "image/png", public=False)
 
 
 def forget_cached_images(participant: Participant) -> None:
