@@ -45,7 +45,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from .models import Click, Participant
 
@@ -240,9 +240,9 @@ class Sender:
             sent = False
             try:
                 sent = self.send()
-                # The click log's connection, if Redis was down: kept as a request keeps
-                # it.
-                close_old_connections()
+                # The click log's connection, if Redis was down (a rare path: no idle
+                # connection per web process is worth keeping for it).
+                connection.close()
             except Exception:  # the thread must live on: it is the process's only one
                 logger.exception("click buffer: the sender failed; trying again")
             # A moment for clicks to gather, so that under load a push carries several
