@@ -20,7 +20,8 @@ from apps.campaigns.models import Campaign
 
 from . import charts
 from .alerts import alert_text
-from .dashboard import PROJECTION_DAYS, DashboardData, dashboard_data
+from .dashboard import DashboardData, dashboard_data
+from .outlook import PROJECTION_DAYS
 from .selectors import leaderboard
 from .tasks import snapshot_campaign
 

@@ -8,7 +8,7 @@ import pytest
 
 from apps.analytics.breakdowns import Cohort
 from apps.analytics.charts import bar_chart, funnel, nice_max, nice_step, time_chart
-from apps.analytics.dashboard import projection, viral_k
+from apps.analytics.outlook import projection, viral_k
 from apps.analytics.projection import projected_total
 from apps.analytics.selectors import KReport
 
