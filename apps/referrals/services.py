@@ -274,7 +274,7 @@ def click_record(
         "is_bot": is_bot,
     }
     if not clickbuffer.enabled():
-        _click_insert(values, created_at=timezone.now(), buffer_id=None)
+        _click_insert({**values, "created_at": timezone.now()})
         return
     clickbuffer.queue(
         clickbuffer.BufferedClick(buffer_id=uuid.uuid4(), created_at=timezone.now(), **values)
@@ -284,8 +284,11 @@ def click_record(
 _UA_CLASSES = frozenset(Click.UserAgentClass.values)
 _CLICK_COLUMNS = (
     "campaign_id", "participant_id", "channel", "visitor_id", "ip_hash", "ua_class", "is_bot",
-    "created_at", "buffer_id",
+    "created_at",
 )  # fmt: skip
+_CLICK_FIELDS = [
+    next(f for f in Click._meta.concrete_fields if f.attname == column) for column in _CLICK_COLUMNS
+]
 # Raw SQL: on the hottest path the ORM's save machinery costs more than the INSERT.
 _CLICK_INSERT = (
     f"INSERT INTO {Click._meta.db_table} ({', '.join(_CLICK_COLUMNS)}) "  # noqa: S608
@@ -293,12 +296,9 @@ _CLICK_INSERT = (
 )
 
 
-def _click_insert(
-    values: dict[str, Any], *, created_at: datetime, buffer_id: uuid.UUID | None
-) -> None:
-    row = {**values, "created_at": created_at, "buffer_id": buffer_id}
-    fields = {f.attname: f for f in Click._meta.concrete_fields}
-    params = [fields[c].get_db_prep_value(row[c], connection) for c in _CLICK_COLUMNS]
+def _click_insert(row: dict[str, Any]) -> None:
+    """One click, unbuffered (no buffer_id: only buffered clicks need one)."""
+    params = [f.get_db_prep_value(row[f.attname], connection) for f in _CLICK_FIELDS]
     with connection.cursor() as cursor:
         cursor.execute(_CLICK_INSERT, params)
 

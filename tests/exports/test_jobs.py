@@ -156,6 +156,8 @@ def test_export_files_past_their_retention_are_deleted_and_the_job_says_so(
     assert f"{old.row_count:,} / ".encode() not in listing.content  # rows, not progress
     assert f"{EXPORTS}{old.pk}/download/".encode() not in listing.content
     assert finance_client.get(f"{EXPORTS}{old.pk}/download/").status_code == 404
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "apps.exports.tasks.purge_old_export_files" in tasks
     # Again: nothing more to do.
     with django_capture_on_commit_callbacks(execute=True):
         assert purge_old_export_files() == 0
