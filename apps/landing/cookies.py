@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import functools
-import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponseBase
+
+from apps.common.codes import random_urlsafe
 
 VISITOR_COOKIE = "fission_vid"
 VISITOR_SALT = "fission.visitor"
@@ -56,7 +57,7 @@ def ensure_visitor_id(request: HttpRequest, response: HttpResponseBase) -> str:
     current = visitor_id(request)
     if current:
         return current
-    new = secrets.token_urlsafe(16)
+    new = random_urlsafe(16)
     _set(response, VISITOR_COOKIE, new, salt=VISITOR_SALT, max_age=VISITOR_MAX_AGE)
     return new
 

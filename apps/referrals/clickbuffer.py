@@ -194,7 +194,10 @@ def push(clicks: list[BufferedClick]) -> None:
 # neither Redis nor PostgreSQL takes them (then it drops the oldest, with an error).
 SEND_BATCH = 1_000
 MAX_HELD = 200_000
-SEND_EVERY_SECONDS = 0.002
+# The sender waits this long after the first click of a batch before it pushes, so that
+# under load one push carries many clicks and a redirect wakes the thread at most once
+# per window. It is also what a process killed outright can lose.
+GATHER_SECONDS = 0.05
 RESEND_AFTER_SECONDS = 1.0
 
 
@@ -202,9 +205,10 @@ class Sender:
     """This process's clicks on their way to the buffer, and the thread that sends them.
 
     `queue` appends (no lock, no round trip) and wakes the thread if it waits; the thread
-    sends everything queued meanwhile in one RPUSH, so that under load one round trip
-    carries many clicks and a redirect waits for none. The thread starts with the first
-    click of each process; a forked child starts afresh (its parent sends its own)."""
+    lets clicks gather for GATHER_SECONDS, then sends everything queued in one RPUSH, so
+    that under load one round trip carries many clicks and a redirect waits for none. The
+    thread starts with the first click of each process; a forked child starts afresh (its
+    parent sends its own)."""
 
     def __init__(self) -> None:
         self._reset()
@@ -236,6 +240,8 @@ class Sender:
     def _run(self) -> None:
         while True:
             self._wake.wait()
+            # Clicks queued meanwhile find the thread awake and do not wake it again.
+            time.sleep(GATHER_SECONDS)
             self._wake.clear()
             sent = False
             try:
@@ -245,10 +251,8 @@ class Sender:
                 connection.close()
             except Exception:  # the thread must live on: it is the process's only one
                 logger.exception("click buffer: the sender failed; trying again")
-            # A moment for clicks to gather, so that under load a push carries several
-            # and the thread is woken once for them, not once a click.
-            time.sleep(SEND_EVERY_SECONDS if sent else RESEND_AFTER_SECONDS)
             if not sent:
+                time.sleep(RESEND_AFTER_SECONDS)
                 self._wake.set()
 
     def send(self) -> bool:

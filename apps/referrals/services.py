@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.campaigns.models import Campaign
-from apps.common.codes import new_invite_code, new_token
+from apps.common.codes import new_invite_code, new_token, random_uuid
 from apps.common.emails import normalize_email
 from apps.common.errors import Conflict, FissionError
 from apps.rewards.services import conversion_record_signup
@@ -277,7 +276,7 @@ def click_record(
         _click_insert({**values, "created_at": timezone.now()})
         return
     clickbuffer.queue(
-        clickbuffer.BufferedClick(buffer_id=uuid.uuid4(), created_at=timezone.now(), **values)
+        clickbuffer.BufferedClick(buffer_id=random_uuid(), created_at=timezone.now(), **values)
     )
 
 
