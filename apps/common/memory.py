@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -21,7 +22,9 @@ V = TypeVar("V")
 class Remembered(Generic[K, V]):
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._entries: dict[K, tuple[float, V]] = {}
+        # Ordered by first insertion; popping its oldest is O(1), where a dict's first
+        # key after many deletions is found by scanning past every deleted slot.
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
@@ -39,7 +42,7 @@ class Remembered(Generic[K, V]):
         with self._lock:
             if key not in self._entries:
                 while len(self._entries) >= self.limit:
-                    del self._entries[next(iter(self._entries))]
+                    self._entries.popitem(last=False)
             self._entries[key] = (time.monotonic() + seconds, value)
         return value
 

@@ -23,10 +23,10 @@ When Redis cannot be reached the sender writes its clicks to the click log itsel
 same COPY, the same `buffer_id`: if a push did arrive after all, a timeout on the
 answer, its flush finds the clicks already written); when neither can take them it keeps
 them and tries again. A process that exits (a restart, a deploy) sends what it holds
-first. What a process holds is only what gathered since the sender's last push, a few
-milliseconds of clicks: a process killed outright (SIGKILL, out of memory) in that
-moment loses those, as Redis itself, with its AOF written every second, would lose a
-second of them.
+first. What a process holds is only what gathered since the sender's last push, at most
+GATHER_SECONDS (50 ms) of clicks: a process killed outright (SIGKILL, out of memory) in
+that moment loses those, as Redis itself, with its AOF written every second, would lose
+a second of them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A web process stopped in the middle of a burst of invite clicks (SIGTERM: a deploy or a
 restart), with the click buffer on: each redirect's click is in its process's sender for
-a few milliseconds before it reaches Redis, and the process sends what it holds on its
+up to GATHER_SECONDS (50 ms) before it reaches Redis, and the process sends what it holds on its
 way out. Every 302 the visitors got leaves exactly one click in the log."""
 
 from __future__ import annotations
