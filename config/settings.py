@@ -130,6 +130,10 @@ else:
     # Persistent connections: a new PostgreSQL connection costs more than most requests.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's, with a health check that skips the round trip when the connection
+        # is idle and the server has said nothing (apps/common/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "apps.common.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits, QR images) ---------------------------------------------------

@@ -1,5 +1,6 @@
 """Persistent database connections: production settings on PostgreSQL keep a connection
-for CONN_MAX_AGE and check it before reuse, in web processes and in Celery workers.
+for CONN_MAX_AGE and check it before reuse, in web processes and in Celery workers; the
+check costs a round trip only when the server has something to say.
 
 The settings module reads the environment once, at import, so each case loads it in a
 fresh interpreter with the environment a deployment would give it.
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {
@@ -52,7 +55,7 @@ def database_settings(**env: str) -> dict[str, Any]:
 )
 def test_production_settings_keep_postgresql_connections_and_check_them(url: str) -> None:
     db = database_settings(DATABASE_URL=url)
-    assert db["engine"] == "django.db.backends.postgresql"
+    assert db["engine"] == "apps.common.postgresql"  # Django's, with a cheaper health check
     assert db["max_age"] == 60
     assert db["health_checks"] is True
     # Workers too: Celery's fix-up would otherwise open a connection per task.
@@ -62,3 +65,48 @@ def test_production_settings_keep_postgresql_connections_and_check_them(url: str
 def test_conn_max_age_from_the_environment_is_kept_with_its_health_check() -> None:
     db = database_settings(DATABASE_URL="postgres://fission@db:5432/fission", CONN_MAX_AGE="300")
     assert (db["max_age"], db["health_checks"]) == (300, True)
+
+
+def _new_request() -> None:
+    """What Django does to a kept connection when a request starts."""
+    connection.health_check_done = False
+
+
+needs_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's connections"
+)
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_silent_connection_is_reused_without_a_round_trip(monkeypatch):
+    connection.ensure_connection()
+    kept = connection.connection
+    asked: list[bool] = []
+    monkeypatch.setattr(connection, "is_usable", lambda: asked.append(True) or True)
+    _new_request()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert asked == []
+    assert connection.connection is kept
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_ended_is_replaced_before_the_first_query():
+    connection.ensure_connection()
+    kept = connection.connection
+    other = connection.get_new_connection(connection.get_connection_params())
+    try:
+        other.execute("SELECT pg_terminate_backend(%s)", [kept.info.backend_pid])
+    finally:
+        other.close()
+    # The server's goodbye reaches the socket.
+    poller = select.poll()
+    poller.register(kept.fileno(), select.POLLIN)
+    assert poller.poll(5000)
+    _new_request()
+    with connection.cursor() as cursor:  # no error: the check saw the message and reconnected
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+    assert connection.connection is not kept

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
+from django.db import connection
 
 from .procs import (
     ROOT,
@@ -21,7 +21,7 @@ from .procs import (
     redis_server_binary,
 )
 
-ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+ON_POSTGRES = connection.vendor == "postgresql"
 # Fault tests run the product's real processes against the test database, so they need
 # the database that production uses.
 needs_postgres = pytest.mark.skipif(
