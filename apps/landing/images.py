@@ -26,8 +26,9 @@ from apps.common.qr import qr_png, qr_svg
 from apps.referrals.models import Participant
 from apps.referrals.selectors import participant_code_by_token
 
+from .personal import participant_or_404
 from .poster import current_font_source, render_poster
-from .views import invite_url, participant_or_404
+from .views import invite_url
 
 logger = logging.getLogger(__name__)
 
