@@ -1,6 +1,6 @@
 """The reward rules: what each event changes.
 
-Called by the services with the participant and its ancestors locked (services._lock_tree),
+Called by the services with the participant and its ancestors locked (locks.lock_tree),
 inside their transaction. Every grant and correction goes through the Ledger, whose
 `reconcile` makes a cause's entries add up to what it is worth now; so the same rules
 serve first grants, refunds and reinstatements alike.

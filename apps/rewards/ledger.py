@@ -3,7 +3,7 @@
 Everything that writes a reward goes through a `Ledger`, which belongs to one
 transaction: it keeps the transitions it made and, at `finish()`, writes them and the
 webhook deliveries they trigger. Callers hold the row locks that make their
-arithmetic safe (see services._lock_tree); the constraints of models.py are the last word.
+arithmetic safe (see locks.lock_tree); the constraints of models.py are the last word.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ def payout_batch_create(
         if approved_to is not None:
             selected = selected.filter(approved_at__lt=day_start(approved_to + timedelta(days=1)))
 
-    # The ledger locks the participants an event changes (services._lock_tree); taking the
+    # The ledger locks the participants an event changes (locks.lock_tree); taking the
     # same locks, in the same ascending order, means no refund changes these entries while
     # the batch is decided.
     locked = set(

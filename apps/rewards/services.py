@@ -1,5 +1,6 @@
 """Writes: taking in conversion events and applying the reward rules to them (moving
-rewards through their lifecycle by hand and by the clock is in lifecycle.py).
+rewards through their lifecycle by hand and by the clock is in lifecycle.py; finding and
+locking what an event changes is in locks.py).
 
 How "exactly once" holds for events, however often and concurrently they are delivered:
 
@@ -23,18 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.api.models import ApiKey
-from apps.campaigns.models import MAX_COMMISSION_LEVELS, Campaign, QualifyingEvent
+from apps.campaigns.models import Campaign, QualifyingEvent
 from apps.common.errors import Conflict, FissionError, NotFound, Unprocessable
 from apps.referrals.models import Participant
 
-from . import engine
+from . import engine, locks
 from .ledger import Ledger
 from .models import (
     Conversion,
@@ -52,129 +53,11 @@ class EventResult:
     replayed: bool = False
 
 
-def _try_lock(name: str) -> bool:
-    """A transaction-scoped PostgreSQL advisory lock, without waiting. Elsewhere (SQLite
-    serialises writers anyway) always True."""
-    if connection.vendor != "postgresql":
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [name])
-        row = cursor.fetchone()
-    return bool(row and row[0])
-
-
-def _lock_tree(campaign: Campaign, participant: Participant) -> engine.Tree:
-    """Lock (FOR NO KEY UPDATE, which still lets children be inserted under these rows)
-    the campaign when it has a budget cap, then the participant and up to 3 ancestors in
-    ascending id order; return them fresh."""
-    _lock_campaign(campaign)
-    ids = [participant.pk, *participant.ancestor_ids[:MAX_COMMISSION_LEVELS]]
-    rows = Participant.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
-    return _tree(campaign, participant.pk, list(rows))
-
-
-def _lock_campaign(campaign: Campaign) -> None:
-    if campaign.budget_cap is not None:
-        # Every grant in a capped campaign reads the campaign's total first.
-        list(Campaign.objects.select_for_update(no_key=True).filter(pk=campaign.pk).values("pk"))
-
-
-def _tree(campaign: Campaign, participant_id: int, rows: list[Participant]) -> engine.Tree:
-    by_id = {p.pk: p for p in rows}
-    for row in rows:
-        row.campaign = campaign
-    participant = by_id[participant_id]
-    ancestors = participant.ancestor_ids[:MAX_COMMISSION_LEVELS]
-    return engine.Tree(
-        participant=participant, ancestors=[by_id[i] for i in ancestors if i in by_id]
-    )
-
-
-# The participant an event names (by id or by external id, in the campaign) and its
-# nearest ancestors, whose ids are in the participant's own path (which never changes),
-# locked in ascending id order. Written out, not built by the ORM on every event.
-_LOCK_TREE_SQL = """
-    id IN (
-        SELECT unnest(
-            (string_to_array(t.path, '/'))[cardinality(string_to_array(t.path, '/')) - %s:]
-            || t.id::text
-        )::bigint
-        FROM referrals_participant t
-        WHERE t.campaign_id = %s AND t.{column} = %s
-    )
-    ORDER BY id
-    FOR NO KEY UPDATE
-"""
-
-
 def _campaign_get(slug: str) -> Campaign:
     campaign = Campaign.objects.filter(slug=slug).first()
     if campaign is None:
         raise NotFound(f"No campaign {slug!r}.", code="campaign_not_found")
     return campaign
-
-
-def _find_and_lock(
-    campaign: Campaign, participant_id: int | None, external_id: str | None
-) -> engine.Tree:
-    """The participant an event names, and its ancestors, locked as `_lock_tree` locks
-    them. On PostgreSQL one statement finds and locks them all (ascending ids, as
-    `_lock_tree`); elsewhere, a lookup then `_lock_tree`."""
-    if connection.vendor != "postgresql":
-        return _lock_tree(campaign, _participant(campaign, participant_id, external_id))
-    _lock_campaign(campaign)
-    by_id = participant_id is not None
-    sql = _LOCK_TREE_SQL.format(column="id" if by_id else "external_id")
-    value = participant_id if by_id else external_id
-    rows = list(
-        Participant.objects.raw(
-            f"SELECT * FROM referrals_participant WHERE {sql}",  # noqa: S608 (constant SQL)
-            [MAX_COMMISSION_LEVELS - 1, campaign.pk, value],
-        )
-    )
-    named = [p for p in rows if (p.pk == participant_id if by_id else p.external_id == external_id)]
-    if not named:
-        _not_found(campaign, participant_id, external_id)
-    if by_id and external_id and named[0].external_id != external_id:
-        _identity_conflict()
-    return _tree(campaign, named[0].pk, rows)
-
-
-def _not_found(campaign: Campaign, participant_id: int | None, external_id: str | None) -> NoReturn:
-    if participant_id is not None:
-        raise NotFound(
-            f"No participant {participant_id} in campaign {campaign.slug!r}.",
-            code="participant_not_found",
-            fields={"participant_id": "unknown in this campaign"},
-        )
-    raise NotFound(
-        f"No participant with external_id {external_id!r} in campaign {campaign.slug!r}.",
-        code="participant_not_found",
-        fields={"external_id": "unknown in this campaign"},
-    )
-
-
-def _identity_conflict() -> NoReturn:
-    raise Unprocessable(
-        "participant_id and external_id name two different participants.",
-        code="identity_conflict",
-        fields={"external_id": "belongs to another participant"},
-    )
-
-
-def _participant(
-    campaign: Campaign, participant_id: int | None, external_id: str | None
-) -> Participant:
-    found: Participant | None = None
-    if participant_id is not None:
-        found = Participant.objects.filter(pk=participant_id, campaign=campaign).first()
-        if found is not None and external_id and found.external_id != external_id:
-            _identity_conflict()
-    else:
-        found = Participant.objects.filter(campaign=campaign, external_id=external_id).first()
-    if found is None:
-        _not_found(campaign, participant_id, external_id)
-    return found
 
 
 def _duplicate_of(
@@ -290,7 +173,7 @@ def _ingest(
     if idempotency_key:
         if api_key is None:
             raise FissionError("An Idempotency-Key needs an API key.")
-        if not _try_lock(f"fission-idem:{api_key.pk}:{idempotency_key}"):
+        if not locks.try_lock(f"fission-idem:{api_key.pk}:{idempotency_key}"):
             raise Conflict(
                 "A request with this Idempotency-Key is still being processed; retry later.",
                 code="idempotency_key_in_flight",
@@ -310,7 +193,7 @@ def _ingest(
             return EventResult(seen.response_status, seen.conversion.response, replayed=True)
 
     campaign = _campaign_get(campaign_slug)
-    tree = _find_and_lock(campaign, participant_id, external_id)
+    tree = locks.find_and_lock(campaign, participant_id, external_id)
     participant = tree.participant
     if type == ConversionType.PURCHASE and currency != campaign.currency:
         raise Unprocessable(
@@ -396,7 +279,7 @@ def conversion_record_signup(*, participant: Participant, actor: str = "join") -
     campaign = participant.campaign
     if campaign.qualifying_event != QualifyingEvent.SIGNUP:
         return
-    tree = _lock_tree(campaign, participant)
+    tree = locks.lock_tree(campaign, participant)
     conversion = Conversion.objects.create(
         campaign=campaign,
         participant=tree.participant,
@@ -421,7 +304,7 @@ def referral_standing_changed(
     """
     campaign = participant.campaign
     has_referrals = participant.referrals.exists()
-    tree = _lock_tree(campaign, participant)
+    tree = locks.lock_tree(campaign, participant)
     counts_as_referee = tree.referrer is not None and tree.participant.qualified_at is not None
     if not counts_as_referee and not has_referrals:
         return None
