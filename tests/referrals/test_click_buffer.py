@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from io import StringIO
@@ -263,6 +264,28 @@ def test_the_redirect_answers_without_waiting_for_redis(alice, buffer, monkeypat
     answer.set()
     assert clickbuffer.flush() == 1
     assert Click.objects.get().channel == "wechat"
+
+
+def test_the_sender_carries_the_clicks_of_its_window_in_one_push(alice, buffer, monkeypatch):
+    """Clicks a few milliseconds apart (a busy process) wake the sender once and travel
+    in one RPUSH, not one each."""
+    pushes: list[int] = []
+    real_push = clickbuffer.push
+
+    def counted_push(clicks: list[clickbuffer.BufferedClick]) -> None:
+        pushes.append(len(clicks))
+        real_push(clicks)
+
+    monkeypatch.setattr(clickbuffer, "push", counted_push)
+    for n in range(10):
+        click(alice, visitor_id=f"v{n}")
+        time.sleep(0.003)  # ten clicks over about 30 ms, inside one GATHER_SECONDS
+    deadline = time.monotonic() + 10
+    while sum(pushes) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sum(pushes) == 10
+    assert len(pushes) <= 3  # one, unless the machine stalled this thread for 50 ms
+    assert clickbuffer.flush() == 10
 
 
 def test_clicks_of_many_threads_at_once_reach_the_log_once(alice, buffer):
