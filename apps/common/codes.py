@@ -65,7 +65,9 @@ os.register_at_fork(after_in_child=_after_fork)
 
 
 def random_bytes(count: int) -> bytes:
-    """`count` (at most POOL_BYTES) bytes from os.urandom, as `secrets.token_bytes`."""
+    """`count` bytes from os.urandom, as `secrets.token_bytes`."""
+    if count > POOL_BYTES:
+        return os.urandom(count)
     pool = _pool
     start = pool.offset
     if pool.generation != _generation or start + count > len(pool.data):

@@ -15,6 +15,7 @@ def test_ids_have_the_asked_size_and_never_repeat_across_refills():
     # Several pools' worth, in sizes that do not divide the pool: every refill is crossed.
     taken = [random_bytes(n) for n in (16, 7, 33) * (3 * codes.POOL_BYTES // 56 + 1)]
     assert [len(b) for b in taken[:3]] == [16, 7, 33]
+    assert len(random_bytes(codes.POOL_BYTES + 1)) == codes.POOL_BYTES + 1  # past the pool
     sixteen = [b for b in taken if len(b) == 16]
     assert len(set(sixteen)) == len(sixteen)
 
