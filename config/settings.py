@@ -139,6 +139,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache (rate limits, QR images) ---------------------------------------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # Django's, keeping its redis-py clients (apps/common/cache.py).
+    CACHES["default"]["BACKEND"] = "apps.common.cache.RedisCache"
     # A Redis that is down or unreachable answers within a second, so that the pages that
     # use the cache go on without it (rate limits let people through, images are drawn
     # again) instead of waiting. `?socket_timeout=` in CACHE_URL overrides.
@@ -346,6 +348,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "release-held-rewards": {
         "task": "apps.rewards.tasks.release_held_rewards",
         "schedule": env.float("REWARDS_RELEASE_EVERY_SECONDS", default=300.0),
+    },
+    # Purchases taken in with `Prefer: respond-async` whose worker was never woken (the
+    # broker was down): each request wakes one, this only makes up for lost ones.
+    "apply-queued-events": {
+        "task": "apps.rewards.tasks.apply_queued_events",
+        "schedule": env.float("QUEUED_EVENTS_SWEEP_SECONDS", default=30.0),
     },
     "roll-up-tree": {"task": "apps.referrals.tasks.roll_up_tree", "schedule": 60.0},
     # The K-factor report's tallies: the report counts only what joined or clicked since.

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from apps.api.services import api_key_create
@@ -17,8 +18,9 @@ from .factories import CampaignFactory, RewardTierFactory, join
 
 @pytest.fixture(autouse=True)
 def _fresh_invite_targets() -> None:
-    # Each process remembers invite codes, QR codes and fraud rule settings a while; no
-    # test sees another's.
+    # Each process remembers invite codes, QR codes and fraud rule settings a while, and
+    # the invite directory is in the cache; no test sees another's.
+    cache.clear()
     invite_targets_forget()
     qr_memory_forget()
     campaign_rules_forget()

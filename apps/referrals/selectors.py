@@ -16,6 +16,7 @@ from apps.common.errors import NotFound
 from apps.common.memory import Remembered
 from apps.common.names import public_name
 
+from . import directory
 from .models import PATH_ARRAY_SQL, FraudFlag, Participant
 
 # What a join reads of the referrer: the tree columns, and what the fraud rules compare.
@@ -80,10 +81,16 @@ def invite_target(code: str) -> InviteTarget | None:
 
     Each process remembers codes for INVITE_CACHE_SECONDS (codes only change when a
     person is erased) and its campaigns' state for CAMPAIGN_STATE_SECONDS, so a popular
-    link's clicks cost no query. Unknown codes are not remembered, so guessing codes
-    cannot push the popular ones out.
+    link's clicks cost no query; a code this process has not seen yet is asked of the
+    invite directory shared by all processes (directory.py) before PostgreSQL. Unknown
+    codes are not remembered, so guessing codes cannot push the popular ones out.
     """
+    remember = settings.FISSION["INVITE_CACHE_SECONDS"]
     known = _codes.get(code)
+    if known is None and remember:
+        known = directory.lookup(code)
+        if known is not None:
+            _codes.put(code, known, remember)
     if known is not None:
         participant_id, campaign_id = known
         state = _campaigns.get(campaign_id)
@@ -104,11 +111,10 @@ def invite_target(code: str) -> InviteTarget | None:
             return None
         participant_id, campaign_id = found[0], found[1]
         state = (found[2], found[3], found[4], _aware(found[5]))
-        if settings.FISSION["INVITE_CACHE_SECONDS"]:
-            _codes.put(
-                code, (participant_id, campaign_id), settings.FISSION["INVITE_CACHE_SECONDS"]
-            )
+        if remember:
+            _codes.put(code, (participant_id, campaign_id), remember)
             _campaigns.put(campaign_id, state, CAMPAIGN_STATE_SECONDS)
+            directory.remember([(code, participant_id, campaign_id)])
     slug, window_days, status, ends_at = state
     if not campaign_is_public(status=status, ends_at=ends_at):
         return None
@@ -128,8 +134,9 @@ def _aware(value: datetime | str | None) -> datetime | None:
 
 def invite_code_forget(code: str) -> None:
     """Forget a code that no longer leads anywhere (erasure replaces it): at once in this
-    process, within INVITE_CACHE_SECONDS in the others."""
+    process and the directory, within INVITE_CACHE_SECONDS in the other processes."""
     _codes.forget(code)
+    directory.forget(code)
 
 
 def invite_targets_forget() -> None:

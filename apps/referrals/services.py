@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from apps.common.errors import Conflict, FissionError
 from apps.rewards.services import conversion_record_signup
 from apps.trust.rules import Finding, JoinSignals, flags_for, screen_join, status_for
 
-from . import clickbuffer
+from . import clickbuffer, directory
 from .models import Click, FraudFlag, Participant
 from .selectors import REFERRER_FIELDS
 
@@ -218,6 +219,9 @@ def participant_join(
                 _insert(participant, qualifies_on_join=qualifies_on_join)
                 if findings:
                     FraudFlag.objects.bulk_create(flags_for(participant, findings))
+            # The new link is in the invite directory before anyone can click it.
+            target = [(participant.code, participant.pk, campaign.pk)]
+            transaction.on_commit(partial(directory.remember, target))
             return participant, True
         except IntegrityError:
             existing = _existing(campaign, email_normalized, external_id)

@@ -22,7 +22,7 @@ from apps.api.views import ERRORS
 from apps.common.money import quantize
 
 from . import selectors, services
-from .models import ConversionType, RewardState
+from .models import ConversionStatus, ConversionType, RewardState
 from .serializers import EventResponseSerializer, RewardSerializer
 
 IDEMPOTENCY_KEY_MAX = 255
@@ -82,6 +82,12 @@ class EventSerializer(StrictJSONSerializer):
         return attrs
 
 
+def _prefers_async(request: Request) -> bool:
+    """Whether the request says `Prefer: respond-async` (RFC 7240; parameters ignored)."""
+    prefer = request.headers.get("Prefer", "")
+    return any(p.split(";")[0].strip().lower() == "respond-async" for p in prefer.split(","))
+
+
 def _request_hash(data: Any) -> str:
     """The body's fingerprint, insensitive to key order and whitespace."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
@@ -99,7 +105,12 @@ class EventView(GenericAPIView):
             "answer the first response again (another body: 422; still in flight: 409); "
             "without one, `(campaign, type, order_id)` is the key. When the API key has a "
             "signing secret, the request must carry a Standard Webhooks signature "
-            "(`webhook-id`, `webhook-timestamp`, `webhook-signature`)."
+            "(`webhook-id`, `webhook-timestamp`, `webhook-signature`).\n\n"
+            "With `Prefer: respond-async` a purchase is stored and answered at once: 202, "
+            "`status` `queued`, no rewards yet, and `Preference-Applied: respond-async`. A "
+            "worker applies it within seconds, exactly as it would have been applied here; "
+            "its rewards come by webhook and in GET /rewards/, and a repeat of the purchase "
+            "answers it as it is then. Other events are applied at once whatever is asked."
         ),
         parameters=[
             OpenApiParameter(
@@ -108,6 +119,14 @@ class EventView(GenericAPIView):
                 OpenApiParameter.HEADER,
                 required=False,
                 examples=[OpenApiExample("An order's key", value="6f1c0a52-order-1001")],
+            ),
+            OpenApiParameter(
+                "Prefer",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="`respond-async`: store a purchase now, apply it in a worker.",
+                examples=[OpenApiExample("Apply it later", value="respond-async")],
             ),
         ],
         request=EventSerializer,
@@ -134,7 +153,9 @@ class EventView(GenericAPIView):
         responses={
             201: EventResponseSerializer,
             202: OpenApiResponse(
-                EventResponseSerializer, "A refund kept until its purchase arrives."
+                EventResponseSerializer,
+                "A purchase queued (Prefer: respond-async), or a refund kept until its "
+                "purchase arrives.",
             ),
             200: OpenApiResponse(EventResponseSerializer, "A repeat: the first response."),
             409: ERRORS[400],
@@ -171,11 +192,14 @@ class EventView(GenericAPIView):
             occurred_at=data.get("occurred_at"),
             api_key=api_key,
             idempotency_key=key,
-            request_hash=_request_hash(request.data),
+            request_hash=_request_hash(request.data) if key else "",
+            respond_async=_prefers_async(request),
         )
         response = Response(result.body, status=result.status)
         if result.replayed:
             response["Idempotent-Replayed"] = "true"
+        if result.body.get("status") == ConversionStatus.QUEUED:
+            response["Preference-Applied"] = "respond-async"
         return response
 
 

@@ -160,8 +160,9 @@ def _on_purchase(
 
 def _grant_commissions(ledger: Ledger, purchase: Conversion, tree: Tree) -> None:
     """Level n (1 to 3) earns its percent of the purchase, rounded once, to the n-th
-    ancestor of the buyer. The purchase was stored by this transaction, so none of its
-    commissions can exist yet: they are granted without looking for them, together."""
+    ancestor of the buyer. The purchase was stored by this transaction (or claimed queued
+    by it, queue.py), so none of its commissions can exist yet: they are granted without
+    looking for them, together."""
     assert purchase.amount is not None  # noqa: S101
     buyer = tree.participant
     if buyer.status == Participant.Status.BLOCKED:
@@ -203,9 +204,15 @@ def _on_refund(ledger: Ledger, conversion: Conversion, tree: Tree) -> None:
 
 
 def find_purchase(campaign: Campaign, order_id: str) -> Conversion | None:
-    return Conversion.objects.filter(
-        campaign=campaign, type=ConversionType.PURCHASE, order_id=order_id
-    ).first()
+    """The applied (or ignored) purchase of an order: a queued one is not there yet for
+    its refunds, which wait for it as for one that has not come."""
+    return (
+        Conversion.objects.filter(
+            campaign=campaign, type=ConversionType.PURCHASE, order_id=order_id
+        )
+        .exclude(status=ConversionStatus.QUEUED)
+        .first()
+    )
 
 
 def refund_mismatch(refund: Conversion, purchase: Conversion) -> str:

@@ -41,6 +41,8 @@ class ConversionType(models.TextChoices):
 
 
 class ConversionStatus(models.TextChoices):
+    # A purchase taken in with `Prefer: respond-async`, for a worker to apply (queue.py).
+    QUEUED = "queued", _("Queued")
     APPLIED = "applied", _("Applied")
     WAITING = "waiting", _("Waiting for its purchase")
     IGNORED = "ignored", _("Ignored")
@@ -153,6 +155,8 @@ class Conversion(models.Model):
             ),
             # A participant's purchases, when a refund decides whether they still qualify.
             models.Index(fields=["participant", "type"], name="conversion_participant_type"),
+            # The worker's queue: small, since events leave it within seconds.
+            models.Index(fields=["id"], condition=Q(status="queued"), name="conversion_queued"),
         ]
 
     def __str__(self) -> str:

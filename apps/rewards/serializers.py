@@ -78,7 +78,8 @@ class EventResponseSerializer(serializers.Serializer):
     occurred_at = serializers.DateTimeField()
     status = serializers.ChoiceField(
         choices=Conversion.Status.choices,
-        help_text="applied; waiting (a refund kept until its purchase arrives); ignored.",
+        help_text="applied; waiting (a refund kept until its purchase arrives); ignored; "
+        "queued (a purchase taken in with Prefer: respond-async, not applied yet).",
     )
     note = serializers.CharField(help_text="Why an event had no effect, when it had none.")
     qualified = serializers.BooleanField(help_text="Whether the participant now qualifies.")

@@ -35,7 +35,7 @@ from apps.campaigns.models import Campaign, QualifyingEvent
 from apps.common.errors import Conflict, FissionError, NotFound, Unprocessable
 from apps.referrals.models import Participant
 
-from . import engine, locks
+from . import engine, locks, queue
 from .ledger import Ledger
 from .models import (
     Conversion,
@@ -120,6 +120,7 @@ def conversion_ingest(
     idempotency_key: str = "",
     request_hash: str = "",
     actor: str = "",
+    respond_async: bool = False,
 ) -> EventResult:
     """Take in one event from the host: store it once and apply the reward rules.
 
@@ -128,7 +129,25 @@ def conversion_ingest(
     one) for a repeat. Raises Conflict (409) while the same Idempotency-Key is in flight,
     Unprocessable (422) for a key or an order id reused with another body. `actor` names
     the sender in the rewards' history when it is not an API key (a verification link).
+
+    With `respond_async` a purchase is stored as queued and answered 202 at once; a
+    worker applies it (queue.py). Other events are applied here whatever was asked.
     """
+    occurred_at = occurred_at or timezone.now()
+    respond_async = respond_async and type == ConversionType.PURCHASE
+    if respond_async and not idempotency_key and amount is not None:
+        taken = queue.take_in(
+            campaign_slug=campaign_slug,
+            participant_id=participant_id,
+            external_id=external_id,
+            order_id=order_id,
+            amount=amount,
+            currency=currency,
+            occurred_at=occurred_at,
+            api_key=api_key,
+        )
+        if taken is not None:
+            return EventResult(taken[0], taken[1], replayed=taken[0] == 200)
     attempt = partial(
         _ingest,
         type=type,
@@ -138,11 +157,12 @@ def conversion_ingest(
         order_id=order_id,
         amount=amount,
         currency=currency,
-        occurred_at=occurred_at or timezone.now(),
+        occurred_at=occurred_at,
         api_key=api_key,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         actor=actor,
+        respond_async=respond_async,
     )
     try:
         return attempt()
@@ -169,6 +189,7 @@ def _ingest(
     idempotency_key: str,
     request_hash: str,
     actor: str,
+    respond_async: bool,
 ) -> EventResult:
     if idempotency_key:
         if api_key is None:
@@ -190,7 +211,11 @@ def _ingest(
                     code="idempotency_key_reused",
                     fields={"Idempotency-Key": "used before with another body"},
                 )
-            return EventResult(seen.response_status, seen.conversion.response, replayed=True)
+            first = seen.conversion
+            body = first.response or queue.accepted_json(
+                first, qualified=first.participant.qualified_at is not None
+            )
+            return EventResult(seen.response_status, body, replayed=True)
 
     campaign = _campaign_get(campaign_slug)
     tree = locks.find_and_lock(campaign, participant_id, external_id)
@@ -207,7 +232,11 @@ def _ingest(
     if stored is not None:
         _check_same(stored, participant, amount, currency)
         conversion = stored
-        result = EventResult(200, stored.response, replayed=True)
+        stored.campaign = campaign
+        body = stored.response or queue.accepted_json(
+            stored, qualified=participant.qualified_at is not None
+        )
+        result = EventResult(200, body, replayed=True)
     else:
         if type == ConversionType.REFUND:
             purchase = engine.find_purchase(campaign, order_id)
@@ -227,12 +256,22 @@ def _ingest(
             api_key=api_key,
             idempotency_key=refund_key,
         )
-        engine.prepare(conversion, tree)
+        if respond_async:
+            # The worker prepares and applies it (queue.py).
+            conversion.status = ConversionStatus.QUEUED
+            conversion.response_status = 202
+        else:
+            engine.prepare(conversion, tree)
         # No savepoint: a duplicate stored meanwhile fails the whole attempt, and
         # conversion_ingest tries again.
         conversion.save(force_insert=True)
-        actor = actor or (f"api:{api_key.name}" if api_key else "api")
-        result = _apply(conversion, tree, actor=actor, waiting_refunds=waiting)
+        if respond_async:
+            transaction.on_commit(queue.wake_worker)
+            qualified = participant.qualified_at is not None
+            result = EventResult(202, queue.accepted_json(conversion, qualified=qualified))
+        else:
+            actor = actor or (f"api:{api_key.name}" if api_key else "api")
+            result = apply_event(conversion, tree, actor=actor, waiting_refunds=waiting)
     if idempotency_key and api_key is not None:
         IdempotencyKey.objects.create(
             api_key=api_key,
@@ -250,7 +289,7 @@ _APPLIED_FIELDS = [
 ]  # fmt: skip
 
 
-def _apply(
+def apply_event(
     conversion: Conversion,
     tree: engine.Tree,
     *,
@@ -286,7 +325,7 @@ def conversion_record_signup(*, participant: Participant, actor: str = "join") -
         type=ConversionType.SIGNUP,
         occurred_at=participant.joined_at,
     )
-    _apply(conversion, tree, actor=actor)
+    apply_event(conversion, tree, actor=actor)
     participant.qualified_at = tree.participant.qualified_at
 
 
@@ -314,12 +353,13 @@ def referral_standing_changed(
         type=ConversionType.REVIEW,
         note=reason[:300],
     )
-    _apply(conversion, tree, actor=actor)
+    apply_event(conversion, tree, actor=actor)
     return conversion
 
 
 __all__ = [
     "EventResult",
+    "apply_event",
     "conversion_ingest",
     "conversion_record_signup",
     "referral_standing_changed",

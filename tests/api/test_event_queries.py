@@ -16,6 +16,7 @@ from apps.api.models import WebhookDelivery
 from apps.api.webhooks import webhook_endpoint_create
 from apps.campaigns.models import Campaign
 from apps.referrals.models import Participant
+from apps.rewards import queue, tasks
 from apps.rewards.models import Reward
 from tests.factories import (
     CampaignFactory,
@@ -108,3 +109,38 @@ def test_the_webhook_deliveries_of_one_request_are_one_message(
     deliveries = WebhookDelivery.objects.filter(payload__data__order_id="o-1")
     assert len(queued) == 1 and sorted(queued[0]) == sorted(d.pk for d in deliveries)
     assert len(queued[0]) == 3  # one per commission
+
+
+# Taken in with `Prefer: respond-async`: the API key and one statement (a repeat the same).
+TAKE_IN_QUERIES = 2
+# Applied by the worker: the claimed event with its campaign and buyer; the locked tree;
+# the commission levels; the commissions; the refunds waiting for the order; the
+# commissions' transitions; the webhook endpoints and their deliveries; the event marked
+# applied with its answer; then the next claim, which finds none. In a test each claim's
+# transaction is a savepoint (2 more each).
+APPLY_QUERIES = 14
+
+
+@pytest.mark.parametrize(("depth", "earlier"), [(3, 1), (12, 25)])
+def test_a_queued_purchase_is_two_queries_in_and_a_fixed_number_applied(
+    api, shop, depth, earlier, monkeypatch, settings
+):
+    buyer = chain(shop, depth)
+    for n in range(earlier):
+        purchase(api, buyer, f"earlier-{n}")
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a worker elsewhere applies it
+    monkeypatch.setattr(tasks.apply_queued_events, "apply_async", lambda **kw: None)
+    body = {
+        "type": "purchase", "campaign": "shop", "external_id": buyer.external_id,
+        "order_id": "o-1", "amount": "50.00", "currency": "CNY",
+    }  # fmt: skip
+    for status in (202, 200):
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post(URL, body, format="json", HTTP_PREFER="respond-async")
+        assert response.status_code == status, response.content
+        assert len(queries) == TAKE_IN_QUERIES, "\n".join(q["sql"][:120] for q in queries)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert queue.apply_queued() == 1
+    assert len(queries) == APPLY_QUERIES, "\n".join(q["sql"][:120] for q in queries)
+    assert Reward.objects.filter(order_id="o-1", source="commission").count() == 3

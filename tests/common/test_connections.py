@@ -110,3 +110,53 @@ def test_a_connection_the_server_ended_is_replaced_before_the_first_query():
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
     assert connection.connection is not kept
+
+
+PREPARED = "SELECT count(*) FROM django_migrations WHERE app = %s::varchar"
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_cursor_prepares_its_statement_once_per_connection():
+    connection.close()
+    for app in ("rewards", "referrals"):
+        with connection.prepared_cursor() as cursor:
+            cursor.execute(PREPARED, [app])
+            assert cursor.fetchone()[0] > 0
+    assert [s for s in _prepared_statements() if "django_migrations" in s] == [
+        PREPARED.replace("%s", "$1")
+    ]
+    with connection.cursor() as cursor:  # Django's own cursors prepare nothing
+        for _ in range(10):
+            cursor.execute("SELECT count(*) FROM django_migrations WHERE app = %s", ["api"])
+    assert len(_prepared_statements()) == 1
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_the_query_log_shows_a_prepared_statement_with_its_values():
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries, connection.prepared_cursor() as cursor:
+        cursor.execute(PREPARED, ["rewards"])
+    assert queries.captured_queries[-1]["sql"] == PREPARED.replace("%s", "'rewards'")
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_prepare_threshold_none_in_the_options_prepares_nothing(monkeypatch):
+    options = {**connection.settings_dict["OPTIONS"], "prepare_threshold": None}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    connection.close()
+    try:
+        with connection.prepared_cursor() as cursor:
+            cursor.execute(PREPARED, ["rewards"])
+        assert _prepared_statements() == []
+    finally:
+        connection.close()

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.api.services import api_key_create
+from apps.rewards import queue, tasks
 from apps.rewards.lifecycle import rewards_release_due
 from apps.rewards.models import Conversion, IdempotencyKey, Reward, RewardTransition
 from tests.factories import join
@@ -173,3 +175,46 @@ def test_a_key_still_in_flight_answers_409_at_once(shop, alice, bob):
         holder.join()
     response = client.post("/api/v1/events/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert response.status_code == 201
+
+
+def test_fifty_async_deliveries_of_one_purchase_store_and_apply_it_once(shop, alice, bob, carol):
+    client = _client()
+    body = {"type": "purchase", "campaign": "shop", "participant_id": carol.pk,
+            "order_id": "o-1", "amount": "50.00", "currency": "CNY"}  # fmt: skip
+    responses = race(
+        THREADS,
+        lambda i: client.post("/api/v1/events/", body, format="json", HTTP_PREFER="respond-async"),
+    )
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 202}, codes
+    assert codes.count(202) == 1
+    conversions, rewards = _effects()
+    assert conversions == 1 and Conversion.objects.get().status == "applied"
+    assert rewards == sorted(
+        [(carol.pk, None, Decimal("20")), (bob.pk, 1, Decimal("5")), (alice.pk, 2, Decimal("2.5"))]
+    )
+
+
+def test_workers_racing_over_the_queue_apply_each_purchase_once(
+    shop, alice, bob, carol, dave, monkeypatch
+):
+    monkeypatch.setattr(tasks.apply_queued_events, "apply_async", lambda **kw: None)
+    client = _client()
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
+        for n in range(20):
+            buyer = (carol, dave)[n % 2]
+            body = {"type": "purchase", "campaign": "shop", "participant_id": buyer.pk,
+                    "order_id": f"o-{n}", "amount": "50.00", "currency": "CNY"}  # fmt: skip
+            response = client.post(
+                "/api/v1/events/", body, format="json", HTTP_PREFER="respond-async"
+            )
+            assert response.status_code == 202
+    assert Conversion.objects.filter(status="queued").count() == 20
+
+    applied = race(4, lambda i: queue.apply_queued())
+
+    assert sum(applied) == 20, applied
+    assert not Conversion.objects.filter(status="queued").exists()
+    commissions = Reward.objects.filter(source="commission")
+    assert commissions.count() == 40  # bob (level 1) and alice (level 2) for each
+    assert commissions.values("purchase_id", "level").distinct().count() == 40
