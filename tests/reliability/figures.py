@@ -44,6 +44,18 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{crash['lease_seconds']} s, sweep every {crash['sweep_every_seconds']} s)",
             )
         )
+    if queued := results.get("queued_purchases"):
+        out.append(
+            (
+                "Celery worker SIGKILLed while applying queued purchases, then restarted",
+                f"{queued['purchases']} purchases taken in with `Prefer: respond-async` "
+                f"({queued['posted']} posts, repeats included), killed with "
+                f"{queued['left_at_kill']} still queued: **lost {queued['lost']}, applied "
+                f"twice {queued['applied_twice']}**; every purchase applied "
+                f"**{queued['recovery_seconds']} s after the kill** (sweep every "
+                f"{queued['sweep_every_seconds']} s)",
+            )
+        )
     if restart := results.get("postgres_restart"):
         out.append(
             (
