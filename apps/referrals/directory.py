@@ -57,7 +57,8 @@ def lookup(code: str) -> tuple[int, int] | None:
     except Exception as exc:  # any cache backend's own error type
         _failed(exc)
         return None
-    _down_until = 0.0
+    if _down_until:
+        _down_until = 0.0
     return found
 
 
