@@ -172,7 +172,8 @@ QUERIES: list[tuple[str, str, str]] = [
     ("conversion_participant_type", "a participant's purchases (requalifying after a refund)",
      f"SELECT id FROM rewards_conversion WHERE participant_id = {PARTICIPANT} AND type = "
      "'purchase'"),
-    ("conversion_unique_purchase", "one purchase per order; find_purchase",
+    ("conversion_unique_purchase", "one purchase per order; find_purchase; the take-in's "
+     "ON CONFLICT and its read of a repeat",
      "SELECT id FROM rewards_conversion WHERE campaign_id = 1 AND type = 'purchase' AND "
      "order_id = 'L1'"),
     ("conversion_unique_verification", "one verification per participant",
@@ -190,6 +191,9 @@ QUERIES: list[tuple[str, str, str]] = [
     ("conversion_unique_refund_key", "one refund per order and Idempotency-Key",
      "SELECT id FROM rewards_conversion WHERE campaign_id = 1 AND order_id = 'L1' AND "
      "idempotency_key = 'k' AND type = 'refund' AND NOT idempotency_key = ''"),
+    ("conversion_queued", "the worker's queue: the oldest purchase taken in with Prefer: "
+     "respond-async (apps/rewards/queue.py)", "SELECT id FROM rewards_conversion WHERE "
+     "status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"),
     ("rewards_conversion_api_key_id_9da32c55", "deleting an API key (SET NULL)",
      "SELECT id FROM rewards_conversion WHERE api_key_id = 1"),
     ("rewards_conversion_purchase_id_06e4697a", "a purchase's refunds (applied amounts)",
