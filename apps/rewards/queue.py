@@ -125,6 +125,8 @@ def take_in(
     if row is None:
         return None
     pk, buyer, stored_amount, stored_currency, stored_at, status, response, qualified, new = row
+    if not new and (stored_amount != amount or stored_currency != currency):
+        return None
     conversion = Conversion(
         pk=pk,
         campaign=Campaign(slug=campaign_slug),
@@ -135,20 +137,18 @@ def take_in(
         currency=stored_currency,
         occurred_at=stored_at,
         status=status,
+        # Django has psycopg hand jsonb over as text.
+        response=json.loads(response) if isinstance(response, str) else response,
     )
     if new:
         wake_worker()
-        return 202, accepted_json(conversion, qualified=qualified)
-    if stored_amount != amount or stored_currency != currency:
-        return None
-    if isinstance(response, str):  # Django has psycopg hand jsonb over as text
-        response = json.loads(response)
-    return 200, response or accepted_json(conversion, qualified=qualified)
+    return (202 if new else 200), answer_json(conversion, qualified=qualified)
 
 
-def accepted_json(conversion: Conversion, *, qualified: bool) -> dict[str, Any]:
-    """The body of a queued event: as it was taken in, with no rewards yet."""
-    return event_json(conversion, [], qualified=qualified)
+def answer_json(conversion: Conversion, *, qualified: bool) -> dict[str, Any]:
+    """What a purchase answers, first and to repeats: the answer kept when it was applied
+    (`response`), or while it is queued the event as taken in, with no rewards yet."""
+    return conversion.response or event_json(conversion, [], qualified=qualified)
 
 
 _wake_lock = threading.Lock()

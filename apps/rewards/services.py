@@ -212,9 +212,7 @@ def _ingest(
                     fields={"Idempotency-Key": "used before with another body"},
                 )
             first = seen.conversion
-            body = first.response or queue.accepted_json(
-                first, qualified=first.participant.qualified_at is not None
-            )
+            body = queue.answer_json(first, qualified=first.participant.qualified_at is not None)
             return EventResult(seen.response_status, body, replayed=True)
 
     campaign = _campaign_get(campaign_slug)
@@ -233,9 +231,7 @@ def _ingest(
         _check_same(stored, participant, amount, currency)
         conversion = stored
         stored.campaign = campaign
-        body = stored.response or queue.accepted_json(
-            stored, qualified=participant.qualified_at is not None
-        )
+        body = queue.answer_json(stored, qualified=participant.qualified_at is not None)
         result = EventResult(200, body, replayed=True)
     else:
         if type == ConversionType.REFUND:
@@ -268,7 +264,7 @@ def _ingest(
         if respond_async:
             transaction.on_commit(queue.wake_worker)
             qualified = participant.qualified_at is not None
-            result = EventResult(202, queue.accepted_json(conversion, qualified=qualified))
+            result = EventResult(202, queue.answer_json(conversion, qualified=qualified))
         else:
             actor = actor or (f"api:{api_key.name}" if api_key else "api")
             result = apply_event(conversion, tree, actor=actor, waiting_refunds=waiting)
