@@ -11,10 +11,13 @@ import pytest
 import redis
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.campaigns.models import Campaign
 from apps.referrals import directory
+from apps.referrals.models import Click
 from apps.referrals.selectors import invite_target, invite_targets_forget
 from tests.factories import CampaignFactory, join
 
@@ -39,6 +42,19 @@ def test_a_code_looked_up_once_costs_other_processes_no_query(alice, django_asse
     with django_assert_num_queries(0):
         assert invite_target(alice.code) == first
     assert directory.lookup(alice.code) == (alice.pk, alice.campaign_id)
+
+
+def test_an_invite_link_known_to_the_directory_redirects_without_reading_participants(
+    client, alice
+):
+    invite_target(alice.code)  # another web process looked it up
+    another_process()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/r/{alice.code}")
+    assert response.status_code == 302 and response["Location"] == "/c/spring/"
+    tables = " ".join(q["sql"] for q in queries)
+    assert "referrals_participant" not in tables  # the campaign's state and the click only
+    assert Click.objects.filter(participant=alice).count() == 1
 
 
 def test_a_join_writes_its_code_once_committed(campaign, django_capture_on_commit_callbacks):
