@@ -7,6 +7,7 @@ DEBUG=true). With DEBUG false, SECRET_KEY must be given and the TLS switches def
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -457,6 +458,9 @@ FISSION = {
     # Seconds a background export may run (a million rows of XLSX take a few minutes);
     # a job still "running" after this is taken to have lost its worker and may rerun.
     "EXPORT_JOB_TIME_LIMIT": env.int("EXPORT_JOB_TIME_LIMIT", default=3600),
+    # PostgreSQL's work_mem for the statement that writes a CSV export (its sort by id):
+    # at a million rows the default 4MB sorts in temporary files, 64MB in memory.
+    "EXPORT_WORK_MEM": env.str("EXPORT_WORK_MEM", default="64MB"),
     # Days a background export's file is kept (it names participants); then it is
     # deleted every night and the job, with its filters, rows and totals, says expired.
     "EXPORT_RETENTION_DAYS": env.int("EXPORT_RETENTION_DAYS", default=30),
@@ -486,5 +490,7 @@ if FISSION["CLICK_BUFFER_URL"]:
     }
 if FISSION["CLICK_RETENTION_DAYS"] < 30:
     raise ImproperlyConfigured("CLICK_RETENTION_DAYS must be at least 30.")
+if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", FISSION["EXPORT_WORK_MEM"]):
+    raise ImproperlyConfigured("EXPORT_WORK_MEM must be a size such as 64MB (kB, MB or GB).")
 if FISSION["EXPORT_RETENTION_DAYS"] < 1:
     raise ImproperlyConfigured("EXPORT_RETENTION_DAYS must be at least 1.")

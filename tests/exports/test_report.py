@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -251,3 +255,54 @@ def test_the_copy_leaves_the_connection_reading_times_right(ledger):
     reward = Reward.objects.filter(paid_at__isnull=False).first()
     copy_csv(ReportFilters(), io.BytesIO())
     assert Reward.objects.get(pk=reward.pk).paid_at == reward.paid_at
+
+
+def test_the_copy_runs_without_jit_with_the_export_work_mem_and_gives_both_back(
+    ledger, tmp_path, settings, monkeypatch
+):
+    """The COPY is planned with jit off and EXPORT_WORK_MEM (its sort stays in memory),
+    set for that statement only: inside a caller's transaction the session's own values
+    are back afterwards."""
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    settings.FISSION = {**settings.FISSION, "EXPORT_WORK_MEM": "7MB"}
+    seen: list[tuple[str, str]] = []
+    copy = psycopg.Cursor.copy
+
+    def recording_copy(cursor, statement, *args, **kwargs):  # type: ignore[no-untyped-def]
+        cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+        seen.append(cursor.fetchone())
+        return copy(cursor, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", recording_copy)
+
+    def session() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+            return cursor.fetchone()
+
+    with transaction.atomic():
+        before = session()
+        copy_csv(ReportFilters(), io.BytesIO())
+        assert session() == before != ("off", "7MB")
+    assert seen == [("off", "7MB")]
+    # The command goes through the same statement.
+    path = export(tmp_path)
+    assert len(read_csv(path)) == Reward.objects.count()
+    assert seen[-1] == ("off", "7MB") and len(seen) == 2
+
+
+@pytest.mark.parametrize("value", ["lots", "64", "0MB", "64 MB", "1TB"])
+def test_a_work_mem_postgresql_would_refuse_stops_the_settings(value):
+    """Refused when the settings load, rather than by PostgreSQL in the middle of an
+    export."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.settings"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "EXPORT_WORK_MEM": value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "EXPORT_WORK_MEM must be a size such as 64MB" in result.stderr
