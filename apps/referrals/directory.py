@@ -19,58 +19,47 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.common.breaker import Breaker
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5.0
-_down_until = 0.0
+breaker = Breaker("invite directory", RETRY_AFTER_SECONDS)
 
 
 def _key(code: str) -> str:
     return f"fission:invite:{code}"
 
 
-def _usable() -> bool:
-    return not _down_until or time.monotonic() >= _down_until
-
-
-def _failed(exc: Exception) -> None:
-    global _down_until
-    _down_until = time.monotonic() + RETRY_AFTER_SECONDS
-    logger.warning("invite directory unavailable for %s s: %s", RETRY_AFTER_SECONDS, exc)
-
-
 def lookup(code: str) -> tuple[int, int] | None:
     """(participant id, campaign id) of `code`, or None when the directory does not know
     it or cannot be reached."""
-    global _down_until
-    if not _usable():
+    if not breaker.usable():
         return None
     try:
         found = cache.get(_key(code))
     except Exception as exc:  # any cache backend's own error type
-        _failed(exc)
+        breaker.failed(exc)
         return None
-    if _down_until:
-        _down_until = 0.0
+    breaker.worked()
     return found
 
 
 def remember(targets: Iterable[tuple[str, int, int]]) -> None:
     """Write (code, participant id, campaign id) entries; a failure only logs."""
     entries = {_key(code): (person, campaign) for code, person, campaign in targets}
-    if not entries or not _usable():
+    if not entries or not breaker.usable():
         return
     try:
         cache.set_many(entries, timeout=None)
     except Exception as exc:
-        _failed(exc)
+        breaker.failed(exc)
 
 
 def forget(code: str) -> None:
@@ -81,12 +70,12 @@ def forget(code: str) -> None:
         cache.delete(_key(code))
     except Exception as exc:
         logger.error("invite directory: could not delete %s: %s", _key(code), exc)
-        _failed(exc)
+        breaker.failed(exc)
 
 
-def fill(*, batch: int = 10_000) -> int:
-    """Write the code of every participant of a public campaign (not a draft, not over);
-    returns how many. Raises when the cache fails."""
+def live_targets(*, batch: int = 10_000) -> Iterator[tuple[str, int, int]]:
+    """(code, participant id, campaign id) of every participant of a public campaign (not
+    a draft, not over), read in chunks of `batch`."""
     from apps.campaigns.models import Campaign
 
     from .models import Participant
@@ -98,7 +87,13 @@ def fill(*, batch: int = 10_000) -> int:
         .filter(Q(campaign__ends_at__isnull=True) | Q(campaign__ends_at__gt=timezone.now()))
         .values_list("code", "id", "campaign_id")
     )
-    rows = live.iterator(chunk_size=batch)
+    return live.iterator(chunk_size=batch)
+
+
+def fill(*, batch: int = 10_000) -> int:
+    """Write the code of every live participant (live_targets); returns how many. Raises
+    when the cache fails."""
+    rows = live_targets(batch=batch)
     written = 0
     while chunk := list(itertools.islice(rows, batch)):
         entries = {_key(code): (person, campaign) for code, person, campaign in chunk}

@@ -16,7 +16,7 @@ from apps.common.errors import NotFound
 from apps.common.memory import Remembered
 from apps.common.names import public_name
 
-from . import directory
+from . import directory, hostdirectory
 from .models import PATH_ARRAY_SQL, FraudFlag, Participant
 
 # What a join reads of the referrer: the tree columns, and what the fraud rules compare.
@@ -82,13 +82,18 @@ def invite_target(code: str) -> InviteTarget | None:
     Each process remembers codes for INVITE_CACHE_SECONDS (codes only change when a
     person is erased) and its campaigns' state for CAMPAIGN_STATE_SECONDS, so a popular
     link's clicks cost no query; a code this process has not seen yet is asked of the
-    invite directory shared by all processes (directory.py) before PostgreSQL. Unknown
-    codes are not remembered, so guessing codes cannot push the popular ones out.
+    machine's file (hostdirectory.py, when set), then of the invite directory shared by
+    all processes (directory.py), before PostgreSQL. Unknown codes are not remembered,
+    so guessing codes cannot push the popular ones out.
     """
     remember = settings.FISSION["INVITE_CACHE_SECONDS"]
     known = _codes.get(code)
     if known is None and remember:
-        known = directory.lookup(code)
+        known = hostdirectory.lookup(code)
+        if known is None:
+            known = directory.lookup(code)
+            if known is not None:
+                hostdirectory.remember([(code, *known)], remember)
         if known is not None:
             _codes.put(code, known, remember)
     if known is not None:
@@ -114,7 +119,7 @@ def invite_target(code: str) -> InviteTarget | None:
         if remember:
             _codes.put(code, (participant_id, campaign_id), remember)
             _campaigns.put(campaign_id, state, CAMPAIGN_STATE_SECONDS)
-            directory.remember([(code, participant_id, campaign_id)])
+            invite_targets_share([(code, participant_id, campaign_id)])
     slug, window_days, status, ends_at = state
     if not campaign_is_public(status=status, ends_at=ends_at):
         return None
@@ -132,11 +137,20 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
+def invite_targets_share(targets: list[tuple[str, int, int]]) -> None:
+    """Write where codes lead (code, participant id, campaign id) to the invite directory
+    and this machine's file: a join's new code, or one read from PostgreSQL."""
+    directory.remember(targets)
+    hostdirectory.remember(targets, settings.FISSION["INVITE_CACHE_SECONDS"])
+
+
 def invite_code_forget(code: str) -> None:
     """Forget a code that no longer leads anywhere (erasure replaces it): at once in this
-    process and the directory, within INVITE_CACHE_SECONDS in the other processes."""
+    process, the directory and this machine's file, within INVITE_CACHE_SECONDS in the
+    other processes and machines."""
     _codes.forget(code)
     directory.forget(code)
+    hostdirectory.forget(code)
 
 
 def invite_targets_forget() -> None:

@@ -19,9 +19,9 @@ from apps.common.errors import Conflict, FissionError
 from apps.rewards.services import conversion_record_signup
 from apps.trust.rules import Finding, JoinSignals, flags_for, screen_join, status_for
 
-from . import clickbuffer, directory
+from . import clickbuffer
 from .models import Click, FraudFlag, Participant
-from .selectors import REFERRER_FIELDS
+from .selectors import REFERRER_FIELDS, invite_targets_share
 
 NAME_MAX = Participant._meta.get_field("name").max_length or 100
 EXTERNAL_ID_MAX = Participant._meta.get_field("external_id").max_length or 128
@@ -221,7 +221,7 @@ def participant_join(
                     FraudFlag.objects.bulk_create(flags_for(participant, findings))
             # The new link is in the invite directory before anyone can click it.
             target = [(participant.code, participant.pk, campaign.pk)]
-            transaction.on_commit(partial(directory.remember, target))
+            transaction.on_commit(partial(invite_targets_share, target))
             return participant, True
         except IntegrityError:
             existing = _existing(campaign, email_normalized, external_id)

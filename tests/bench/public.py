@@ -189,8 +189,16 @@ def redirect(ctx: Context) -> list[Figure]:
     spread = _zipf(codes, SAMPLE, rng)
     viral = [viral_code if rng.random() < VIRAL_SHARE else code for code in spread]
 
-    # The tail's 404s would each log a warning.
-    common = {"LOG_LEVEL": "ERROR", "CACHE_URL": DIRECTORY_URL}
+    # As production runs: the invite directory in Redis, and each machine's file of it on
+    # a memory file system. The tail's 404s would each log a warning.
+    shm = Path("/dev/shm")  # noqa: S108 (a private folder made in it by TemporaryDirectory)
+    memory = str(shm) if shm.is_dir() else None
+    folder = ctx.stack.enter_context(tempfile.TemporaryDirectory(dir=memory))
+    common = {
+        "LOG_LEVEL": "ERROR",
+        "CACHE_URL": DIRECTORY_URL,
+        "INVITE_HOST_DIRECTORY": str(Path(folder) / "invites.sqlite3"),
+    }
     direct = _Lazy(ctx.stack, {**common, "CLICK_BUFFER_URL": ""})
     buffered = _Lazy(ctx.stack, {**common, "CLICK_BUFFER_URL": BUFFER_URL})
     forgetful = _Lazy(
@@ -200,9 +208,9 @@ def redirect(ctx: Context) -> list[Figure]:
     redis.Redis.from_url(DIRECTORY_URL).flushdb()
     warmed = subprocess.run(
         [sys.executable, "manage.py", "warm_invite_codes"],
-        cwd=ROOT, env={**os.environ, "CACHE_URL": DIRECTORY_URL},
+        cwd=ROOT, env={**os.environ, **common},
         capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    ).stdout.strip().replace("\n", "; ")  # fmt: skip
     rounds = itertools.count()
 
     def redirects(server: Callable[[], Server], mix: list[str], *, buffer: bool) -> float:
