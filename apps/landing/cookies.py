@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.http import http_date
 
 from apps.common.codes import random_urlsafe
 
@@ -27,15 +29,22 @@ DAY = 24 * 3600
 
 
 def _set(response: HttpResponseBase, name: str, value: str, *, salt: str, max_age: int) -> None:
-    """`response.set_signed_cookie`, with the signer made once per cookie and key."""
+    """`response.set_signed_cookie`, with the signer made once per cookie and key and the
+    Expires date once a second (the same header: set_cookie dates it from max_age)."""
     response.set_cookie(
         name,
         _signer(name + salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS)).sign(value),
         max_age=max_age,
+        expires=_expires(int(time.time()), max_age),
         httponly=True,
         samesite="Lax",  # sent on the top-level navigation from a chat app's link
         secure=settings.SESSION_COOKIE_SECURE,
     )
+
+
+@functools.lru_cache(maxsize=64)  # a few max-ages, each this second's
+def _expires(now: int, max_age: int) -> str:
+    return http_date(now + max_age)
 
 
 @functools.lru_cache(maxsize=1024)  # two per campaign with clicks

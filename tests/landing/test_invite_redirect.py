@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from email.utils import parsedate_to_datetime
 
 import pytest
 from django.test import Client, RequestFactory
@@ -31,6 +32,25 @@ def test_an_invite_link_records_the_click_and_redirects_to_the_campaign(phone, a
     assert click.visitor_id and response.cookies[cookies.VISITOR_COOKIE]["httponly"]
     # A keyed hash, never the address itself.
     assert click.ip_hash == ip_hash("203.0.113.7") and "203.0.113.7" not in click.ip_hash
+
+
+def test_each_cookie_expires_when_its_max_age_says(phone, alice, monkeypatch):
+    """Browsers that only read Expires keep each cookie as long as those reading Max-Age:
+    the visitor cookie a year, the attribution cookie the campaign's window."""
+    now = [1_800_000_000.25]
+    monkeypatch.setattr(cookies.time, "time", lambda: now[0])
+    for _ in range(2):  # the second click, a second later, is dated a second later
+        response = phone.get(f"/r/{alice.code}")
+        visitor = response.cookies[cookies.VISITOR_COOKIE]
+        attribution = response.cookies[cookies.attribution_cookie_name(alice.campaign_id)]
+        for cookie, max_age in (
+            (visitor, cookies.VISITOR_MAX_AGE),
+            (attribution, alice.campaign.attribution_window_days * cookies.DAY),
+        ):
+            assert cookie["max-age"] == max_age
+            assert parsedate_to_datetime(cookie["expires"]).timestamp() == int(now[0]) + max_age
+        phone.cookies.clear()
+        now[0] += 1
 
 
 def test_the_visitor_cookie_is_kept_across_clicks(phone, alice, bob):
