@@ -476,9 +476,10 @@ FISSION = {
     # stops working within this time. (A campaign's state is re-read every 5 s: one that
     # ends is honoured within seconds.) 0: both are looked up on every click.
     "INVITE_CACHE_SECONDS": env.float("INVITE_CACHE_SECONDS", default=300.0),
-    # A SQLite file (on a memory file system: /dev/shm/fission-invites.sqlite3) where the
-    # web processes of one machine share what they learn of invite codes, for
-    # INVITE_CACHE_SECONDS; "" (the default): each process asks Redis on its own.
+    # A SQLite file (on a memory file system, in a folder only the web user can write:
+    # /dev/shm/fission/invites.sqlite3) where the web processes of one machine share what
+    # they learn of invite codes, for INVITE_CACHE_SECONDS; "" (the default): each
+    # process asks Redis on its own.
     "INVITE_HOST_DIRECTORY": env.str("INVITE_HOST_DIRECTORY", default=""),
     # Data exports one person may ask for by email (personal page) per day.
     "DATA_EXPORTS_PER_DAY": env.int("DATA_EXPORTS_PER_DAY", default=3),

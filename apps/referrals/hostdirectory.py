@@ -22,22 +22,28 @@ RETRY_AFTER_SECONDS: the redirect then asks Redis, as it would without it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 
 from apps.common.breaker import Breaker
+
+logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5.0
 # How long a write waits for another process's write to finish (readers never wait in
 # WAL mode). A redirect's write is one row, far shorter than this; one that still finds
 # the file busy is dropped: the code is learned again on its next first sight.
 TIMEOUT_SECONDS = 0.05
+# How long an erasure or a fill waits for the file: these must not be dropped.
+PATIENT_SECONDS = 10.0
 FILL_BATCH = 10_000
 breaker = Breaker("host invite directory", RETRY_AFTER_SECONDS)
 
@@ -103,28 +109,42 @@ def remember(targets: Iterable[tuple[str, int, int]], seconds: float) -> None:
 
 def forget(code: str) -> None:
     """Delete a code that leads nowhere any more (erasure replaced it) from this
-    machine's file; the other machines' entries expire."""
+    machine's file, waiting for a busy file as long as a fill would; the other machines'
+    entries expire. Logged as an error when it fails: the entry then lasts until it
+    expires."""
     path = _path()
     if not path:
         return
     try:
-        _connection(path).execute("DELETE FROM invite_code_v1 WHERE code = ?", (code,))
+        with _patient(_connection(path)) as connection:
+            connection.execute("DELETE FROM invite_code_v1 WHERE code = ?", (code,))
     except sqlite3.Error as exc:
-        breaker.failed(exc)
+        logger.error("host invite directory: could not delete %s from %s: %s", code, path, exc)
 
 
 def fill(targets: Iterable[tuple[str, int, int]], seconds: float) -> int:
-    """Delete the expired entries and write `targets` lasting `seconds`, in batches;
-    returns how many. Raises sqlite3.Error when the file cannot be written."""
-    connection = _connection(_path())
+    """Delete the expired entries and write `targets` lasting `seconds`, in batches
+    (waiting up to PATIENT_SECONDS for the file between them); returns how many. Raises
+    sqlite3.Error when the file cannot be written."""
     expires_at = time.time() + seconds
-    connection.execute("DELETE FROM invite_code_v1 WHERE expires_at <= ?", (time.time(),))
     written = 0
-    rows = iter(targets)
-    while batch := list(itertools.islice(rows, FILL_BATCH)):
-        _write(connection, batch, expires_at)
-        written += len(batch)
+    with _patient(_connection(_path())) as connection:
+        connection.execute("DELETE FROM invite_code_v1 WHERE expires_at <= ?", (time.time(),))
+        rows = iter(targets)
+        while batch := list(itertools.islice(rows, FILL_BATCH)):
+            _write(connection, batch, expires_at)
+            written += len(batch)
     return written
+
+
+@contextlib.contextmanager
+def _patient(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """The connection waiting up to PATIENT_SECONDS for a busy file, then as before."""
+    connection.execute(f"PRAGMA busy_timeout = {int(PATIENT_SECONDS * 1000)}")
+    try:
+        yield connection
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {int(TIMEOUT_SECONDS * 1000)}")
 
 
 def enabled() -> bool:

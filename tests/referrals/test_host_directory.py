@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -139,6 +140,21 @@ def test_erasure_takes_the_old_code_out_of_the_file_and_the_directory(alice, hos
     assert directory.lookup(old) is None
     another_process()
     assert invite_target(old) is None
+
+
+def test_erasure_waits_for_a_busy_file_rather_than_leave_the_old_code(alice, host_file):
+    old = alice.code
+    hostdirectory.remember([(old, alice.pk, alice.campaign_id)], 300)
+    other = sqlite3.connect(host_file, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process writing for longer than a redirect waits
+    release = threading.Timer(10 * hostdirectory.TIMEOUT_SECONDS, other.execute, ["ROLLBACK"])
+    release.start()
+    try:
+        call_command("forget_participant", str(alice.pk), stdout=StringIO())
+    finally:
+        release.join()
+        other.close()
+    assert hostdirectory.lookup(old) is None
 
 
 def test_without_remembering_the_file_is_not_used(alice, host_file, settings):
