@@ -394,6 +394,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "apps.exports.tasks.purge_old_export_files",
         "schedule": crontab(hour=1, minute=25),
     },
+    # Idempotency keys older than IDEMPOTENCY_KEY_DAYS are deleted.
+    "rewards-purge-idempotency-keys": {
+        "task": "apps.rewards.tasks.purge_old_idempotency_keys",
+        "schedule": crontab(hour=1, minute=55),
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------
@@ -467,6 +472,9 @@ FISSION = {
     # Days clicks on invite links are kept; older ones are rolled up into the daily
     # snapshots and deleted every night. At least 30 (the snapshots' refresh needs them).
     "CLICK_RETENTION_DAYS": env.int("CLICK_RETENTION_DAYS", default=180),
+    # Days an Idempotency-Key answers a resent event with its first response; older keys
+    # are deleted every night (a refund resent after that would count again).
+    "IDEMPOTENCY_KEY_DAYS": env.int("IDEMPOTENCY_KEY_DAYS", default=30),
     # The click buffer: a Redis database (redis://host:6379/2) where invite redirects
     # queue their clicks, written to the click log by COPY every CLICK_FLUSH_EVERY_SECONDS
     # (Celery beat). Empty: each redirect inserts its click (one INSERT per click).
@@ -497,5 +505,7 @@ if FISSION["CLICK_RETENTION_DAYS"] < 30:
     raise ImproperlyConfigured("CLICK_RETENTION_DAYS must be at least 30.")
 if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", FISSION["EXPORT_WORK_MEM"]):
     raise ImproperlyConfigured("EXPORT_WORK_MEM must be a size such as 64MB (kB, MB or GB).")
+if FISSION["IDEMPOTENCY_KEY_DAYS"] < 1:
+    raise ImproperlyConfigured("IDEMPOTENCY_KEY_DAYS must be at least 1.")
 if FISSION["EXPORT_RETENTION_DAYS"] < 1:
     raise ImproperlyConfigured("EXPORT_RETENTION_DAYS must be at least 1.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import lifecycle, queue
+from . import lifecycle, queue, retention
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -22,3 +22,9 @@ def apply_queued_events() -> None:
     that stopped on failures leaves them to the sweep, rather than try them in a loop)."""
     if queue.apply_queued() >= queue.PASS_LIMIT:
         apply_queued_events.delay()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def purge_old_idempotency_keys() -> None:
+    """Periodic (nightly): delete idempotency keys older than IDEMPOTENCY_KEY_DAYS."""
+    retention.idempotency_keys_purge()

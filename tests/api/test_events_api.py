@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
@@ -19,7 +20,9 @@ from apps.api.services import (
 )
 from apps.campaigns.models import Campaign
 from apps.referrals.models import Participant
+from apps.rewards import retention
 from apps.rewards.models import Conversion, IdempotencyKey, Reward
+from apps.rewards.tasks import purge_old_idempotency_keys
 from tests.factories import CommissionLevelFactory, RefereeRewardFactory, join
 
 pytestmark = pytest.mark.django_db
@@ -119,6 +122,40 @@ def test_the_same_key_with_another_body_is_422_and_changes_nothing(api, buyer):
         list(IdempotencyKey.objects.values()),
     )
     assert after == before
+
+
+def test_keys_are_kept_idempotency_key_days_then_deleted_every_night(api, buyer, settings):
+    """Within IDEMPOTENCY_KEY_DAYS a key answers its first response; the nightly purge
+    then deletes it, and the purchase resent with it is still recognised by its order."""
+    settings.FISSION = {**settings.FISSION, "IDEMPOTENCY_KEY_DAYS": 30}
+    first = api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="k-old")
+    api.post(URL, body(buyer, order_id="o-2"), format="json", HTTP_IDEMPOTENCY_KEY="k-new")
+    IdempotencyKey.objects.filter(key="k-old").update(
+        created_at=timezone.now() - timedelta(days=30, seconds=1)
+    )
+    IdempotencyKey.objects.filter(key="k-new").update(
+        created_at=timezone.now() - timedelta(days=29, hours=23)
+    )
+
+    purge_old_idempotency_keys()  # the nightly task's body
+
+    assert set(IdempotencyKey.objects.values_list("key", flat=True)) == {"k-new"}
+    rewards = Reward.objects.count()
+    again = api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="k-old")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert Conversion.objects.filter(type="purchase").count() == 2
+    assert Reward.objects.count() == rewards
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "apps.rewards.tasks.purge_old_idempotency_keys" in tasks
+    assert retention.idempotency_keys_purge() == 0  # again: nothing more to do
+
+
+def test_the_purge_deletes_in_batches(api, buyer):
+    for n in range(5):
+        api.post(URL, body(buyer, order_id=f"o-{n}"), format="json", HTTP_IDEMPOTENCY_KEY=f"k{n}")
+    later = timezone.now() + timedelta(days=31)
+    assert retention.idempotency_keys_purge(now=later, batch_size=2) == 5
+    assert not IdempotencyKey.objects.exists()
 
 
 def test_keys_belong_to_their_api_key(api, buyer):

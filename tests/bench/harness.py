@@ -29,7 +29,9 @@ class Figure:
 
     A figure held to a fixed bound rather than to a measurement (memory: "≤ 64 MB") has
     the bound as its baseline (`baseline` returns it; `baseline_name` says so), target 1,
-    and `target_label` to print the bound in the target column.
+    and `target_label` to print the bound in the target column. A figure measured only to
+    compare with the one held to the target (a design not chosen) has `target` None and
+    says why in `target_label`.
     """
 
     name: str
@@ -37,7 +39,7 @@ class Figure:
     baseline_name: str
     subject: Callable[[], float]
     baseline: Callable[[], float]
-    target: float
+    target: float | None
     higher_is_better: bool = True
     unit: str = "ops/s"
     notes: list[str] = field(default_factory=list)
@@ -54,7 +56,7 @@ class Result:
     baseline: float
     ratio: float
     target: str
-    met: bool
+    met: bool | None  # None: a comparison, held to no target
     ratios: list[float]
     notes: list[str]
 
@@ -95,7 +97,13 @@ def measure(figure: Figure) -> Result:
         baselines.append(b)
         ratios.append(s / b if b else float("inf"))
     ratio = statistics.median(ratios)
-    met = ratio >= figure.target if figure.higher_is_better else ratio <= figure.target
+    if figure.target is None:
+        met, target = None, figure.target_label
+    else:
+        met = ratio >= figure.target if figure.higher_is_better else ratio <= figure.target
+        target = ("≥ " if figure.higher_is_better else "≤ ") + (
+            figure.target_label or f"{figure.target:g}"
+        )
     return Result(
         name=figure.name,
         workload=figure.workload,
@@ -104,8 +112,7 @@ def measure(figure: Figure) -> Result:
         subject=statistics.median(subjects),
         baseline=statistics.median(baselines),
         ratio=ratio,
-        target=("≥ " if figure.higher_is_better else "≤ ")
-        + (figure.target_label or f"{figure.target:g}"),
+        target=target,
         met=met,
         ratios=ratios,
         notes=figure.notes,
@@ -140,7 +147,7 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"| {r.name} | {r.workload} | {_number(r.subject, r.unit)} | "
             f"{r.baseline_name}: {_number(r.baseline, r.unit)} | {r.ratio:.3f} | {r.target} | "
-            f"{'yes' if r.met else 'NO'} |"
+            f"{'—' if r.met is None else 'yes' if r.met else 'NO'} |"
         )
     return "\n".join(lines)
 

@@ -247,9 +247,13 @@ def redirect(ctx: Context) -> list[Figure]:
     workload = f"{len(codes):,} codes, Zipf mix"
     viral_workload = f"one code taking {VIRAL_SHARE:.0%}, the rest Zipf"
     figures = []
-    for design, server, buffer in (
-        ("direct INSERT", direct, False),
-        ("Redis buffer", buffered, True),
+    # Both designs measured, as the issue asks before choosing; the targets hold the one
+    # production runs (the buffer). The direct INSERT (no Redis: development) is shown
+    # beside it for comparison.
+    comparison = "comparison (not the production design)"
+    for design, server, buffer, targets in (
+        ("direct INSERT", direct, False, (None, None)),
+        ("Redis buffer", buffered, True, (0.65, 0.95)),
     ):
         figures += [
             Figure(
@@ -258,7 +262,8 @@ def redirect(ctx: Context) -> list[Figure]:
                 baseline_name="bare Django view (302), same server",
                 subject=lambda s=server, b=buffer: redirects(s, spread, buffer=b),
                 baseline=bare(server),
-                target=0.65,
+                target=targets[0],
+                target_label="" if targets[0] else comparison,
                 unit="req/s",
                 notes=[f"warm_invite_codes before the runs: {warmed}"],
             ),
@@ -268,7 +273,8 @@ def redirect(ctx: Context) -> list[Figure]:
                 baseline_name="the Zipf mix",
                 subject=lambda s=server, b=buffer: redirects(s, viral, buffer=b),
                 baseline=lambda s=server, b=buffer: redirects(s, spread, buffer=b),
-                target=0.95,
+                target=targets[1],
+                target_label="" if targets[1] else comparison,
                 unit="req/s",
             ),
         ]

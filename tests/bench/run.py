@@ -79,7 +79,7 @@ def main() -> int:
                 results.append(harness.measure(figure))
     readme = None if args.no_readme or args.only else ROOT / "README.md"
     print(harness.write(results, Path(__file__).with_name("results.json"), readme))
-    return 0 if all(r.met for r in results) else 1
+    return 0 if all(r.met is not False for r in results) else 1
 
 
 if __name__ == "__main__":
