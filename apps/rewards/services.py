@@ -135,30 +135,25 @@ def conversion_ingest(
     """
     occurred_at = occurred_at or timezone.now()
     respond_async = respond_async and type == ConversionType.PURCHASE
+    # The event as both paths take it: the queue's single statement, and the full one.
+    event: dict[str, Any] = {
+        "campaign_slug": campaign_slug,
+        "participant_id": participant_id,
+        "external_id": external_id,
+        "order_id": order_id,
+        "amount": amount,
+        "currency": currency,
+        "occurred_at": occurred_at,
+        "api_key": api_key,
+    }
     if respond_async and not idempotency_key and amount is not None:
-        taken = queue.take_in(
-            campaign_slug=campaign_slug,
-            participant_id=participant_id,
-            external_id=external_id,
-            order_id=order_id,
-            amount=amount,
-            currency=currency,
-            occurred_at=occurred_at,
-            api_key=api_key,
-        )
+        taken = queue.take_in(**event)
         if taken is not None:
             return EventResult(taken[0], taken[1], replayed=taken[0] == 200)
     attempt = partial(
         _ingest,
         type=type,
-        campaign_slug=campaign_slug,
-        participant_id=participant_id,
-        external_id=external_id,
-        order_id=order_id,
-        amount=amount,
-        currency=currency,
-        occurred_at=occurred_at,
-        api_key=api_key,
+        **event,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         actor=actor,
