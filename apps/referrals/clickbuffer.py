@@ -5,13 +5,16 @@ its process's sender (`queue`: an append to a list in memory, no round trip) and
 at once; the sender thread pushes whatever has gathered in one RPUSH, and a periodic task
 writes the buffer to the click log in batches. Every click is written exactly once:
 
-1. The redirect gives the click a random UUID (`buffer_id`) and queues it; the sender
-   RPUSHes the queued clicks, each a compact JSON array, onto PENDING.
+1. The redirect gives the click a random UUID (`buffer_id`) and queues it as one line of
+   PostgreSQL's COPY text format (`line`); the sender RPUSHes the queued lines, one item
+   each, onto PENDING.
 2. A flush moves up to a batch of clicks from PENDING onto a processing list of its own
    and records that list, with the time, in FLUSHES: one Lua script, so two flushers
    never take the same clicks and no click is ever in neither place.
-3. It COPYs the batch into a temporary table and inserts it into the click log
-   ON CONFLICT (buffer_id) DO NOTHING, in one transaction.
+3. It checks each line against the format, then COPYs the batch as it is into a
+   temporary table and inserts it into the click log ON CONFLICT (buffer_id) DO NOTHING,
+   in one transaction. Nothing in between decodes or encodes a click: a click costs the
+   web process one string and the flush one match.
 4. After the commit it deletes its processing list and its FLUSHES entry (one MULTI).
 
 A flusher that dies between 2 and 4 leaves its list behind. A later flush takes over
@@ -36,16 +39,18 @@ import collections
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import connection, transaction
+
+from apps.common.codes import random_uuid
 
 from .models import Click, Participant
 
@@ -115,33 +120,82 @@ class Unavailable(Exception):
     """Redis could not be reached (or is being left alone for a few seconds)."""
 
 
-@dataclass(frozen=True)
-class BufferedClick:
-    buffer_id: uuid.UUID
-    campaign_id: int
-    participant_id: int
-    created_at: datetime
-    channel: str
-    visitor_id: str
-    ip_hash: str
-    ua_class: str
-    is_bot: bool
+# A click is one line of COPY's text format: _COLUMNS in order, tab-separated, with the
+# text columns' backslashes, tabs and line breaks escaped as COPY reads them.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_TEXT = r"(?:[^\t\n\r\\\x00]|\\[\\tnr])"
+_LINE = re.compile(
+    r"[0-9a-f]{32}\t[0-9]{1,18}\t[0-9]{1,18}\t"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?\+00:00\t"
+    rf"{_TEXT}{{0,32}}\t{_TEXT}{{0,64}}\t{_TEXT}{{0,64}}\t"
+    r"(?:mobile|tablet|desktop|bot|other)\t[tf]"
+)
+_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
 
-    def encode(self) -> str:
-        return json.dumps(
-            [
-                self.buffer_id.hex,
-                self.campaign_id,
-                self.participant_id,
-                self.created_at.isoformat(),
-                self.channel,
-                self.visitor_id,
-                self.ip_hash,
-                self.ua_class,
-                int(self.is_bot),
-            ],
-            separators=(",", ":"),
-        )
+
+def line(
+    *,
+    campaign_id: int,
+    participant_id: int,
+    channel: str,
+    visitor_id: str,
+    ip_hash: str,
+    ua_class: str,
+    is_bot: bool,
+    buffer_id: uuid.UUID | None = None,
+    created_at: datetime | None = None,
+) -> str:
+    """A click as the buffer carries it: a new random `buffer_id` and the time now, unless
+    given. `channel` and `visitor_id` must fit their columns (32 and 64 characters)."""
+    when = datetime.now(UTC) if created_at is None else created_at.astimezone(UTC)
+    return (
+        f"{(buffer_id or random_uuid()).hex}\t{campaign_id:d}\t{participant_id:d}\t"
+        f"{when.isoformat()}\t{channel.translate(_ESCAPES)}\t"
+        f"{visitor_id.translate(_ESCAPES)}\t{ip_hash.translate(_ESCAPES)}\t{ua_class}\t"
+        f"{'t' if is_bot else 'f'}"
+    )
+
+
+def _checked(raw: bytes | str) -> str | None:
+    """The line `raw` holds, if it is one; an item an earlier version queued (a JSON
+    array, during a rolling deploy) as a line; None for anything else."""
+    try:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        if text.startswith("["):
+            return _legacy(text)
+    except (ValueError, TypeError, AttributeError, OverflowError):
+        return None
+    return text if _LINE.fullmatch(text) else None
+
+
+def _legacy(text: str) -> str | None:
+    row = json.loads(text)
+    if not isinstance(row, list) or len(row) != len(_COLUMNS):
+        return None
+    found = line(
+        buffer_id=uuid.UUID(row[0]),
+        campaign_id=row[1],
+        participant_id=row[2],
+        created_at=datetime.fromisoformat(row[3]),
+        channel=row[4],
+        visitor_id=row[5],
+        ip_hash=row[6],
+        ua_class=row[7],
+        is_bot=bool(row[8]),
+    )
+    return found if _LINE.fullmatch(found) else None
+
+
+def _row(text: str) -> list[Any]:
+    """A checked line's columns as Python values (SQLite, which has no COPY)."""
+    row: list[Any] = [
+        re.sub(r"\\[\\tnr]", lambda m: _UNESCAPES[m.group()], field) for field in text.split("\t")
+    ]
+    row[0] = uuid.UUID(row[0])
+    row[1], row[2] = int(row[1]), int(row[2])
+    row[3] = datetime.fromisoformat(row[3])
+    row[8] = row[8] == "t"
+    return row
 
 
 def enabled() -> bool:
@@ -171,14 +225,14 @@ def client(*, timeout: float = TIMEOUT_SECONDS) -> redis.Redis:
     return found
 
 
-def push(clicks: list[BufferedClick]) -> None:
-    """Append clicks to the buffer (one RPUSH). Raises Unavailable when Redis cannot take
-    them: the caller then writes them itself."""
+def push(clicks: list[str]) -> None:
+    """Append clicks (lines) to the buffer (one RPUSH). Raises Unavailable when Redis
+    cannot take them: the caller then writes them itself."""
     global _down_until
     if _down_until and time.monotonic() < _down_until:
         raise Unavailable("the click buffer failed a moment ago")
     try:
-        client().rpush(PENDING, *(click.encode() for click in clicks))
+        client().rpush(PENDING, *clicks)
     except redis.RedisError as exc:
         _down_until = time.monotonic() + RETRY_AFTER_SECONDS
         logger.warning(
@@ -215,13 +269,13 @@ class Sender:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._clicks: collections.deque[BufferedClick] = collections.deque()
+        self._clicks: collections.deque[str] = collections.deque()
         self._wake = threading.Event()
         self._sending = threading.Lock()  # one send at a time: the thread's, or `send`
         self._starting = threading.Lock()
         self._started = False
 
-    def queue(self, click: BufferedClick) -> None:
+    def queue(self, click: str) -> None:
         self._clicks.append(click)
         if not self._started:
             self._start()
@@ -276,26 +330,22 @@ class Sender:
             return True
 
 
-def _deliver(clicks: list[BufferedClick]) -> None:
+def _deliver(clicks: list[str]) -> None:
     try:
         push(clicks)
     except Unavailable:
         # The same buffer_ids: should the push have arrived after all, its flush skips
         # them.
         with transaction.atomic():
-            _insert([_row(click) for click in clicks])
-
-
-def _row(click: BufferedClick) -> list[Any]:
-    return [getattr(click, column) for column in _COLUMNS]
+            _insert(clicks)
 
 
 sender = Sender()
 atexit.register(sender.send)
 
 
-def queue(click: BufferedClick) -> None:
-    """Hand a click to this process's sender (see Sender): returns at once."""
+def queue(click: str) -> None:
+    """Hand a click (a `line`) to this process's sender (see Sender): returns at once."""
     sender.queue(click)
 
 
@@ -336,14 +386,15 @@ def flush(*, batch: int | None = None, max_batches: int = 50, lease: float | Non
 
 
 def _write(redis_client: redis.Redis, name: str) -> int:
-    rows = []
+    lines = []
     for raw in redis_client.lrange(name, 0, -1):
-        try:
-            rows.append(_decode(raw))
-        except (ValueError, TypeError) as exc:  # never one bad item holding up the rest
-            logger.error("click buffer: dropping an unreadable click %r: %s", raw[:200], exc)
+        checked = _checked(raw)
+        if checked is None:  # never one bad item holding up the rest
+            logger.error("click buffer: dropping an unreadable click %r", raw[:200])
+        else:
+            lines.append(checked)
     with transaction.atomic():
-        written = _insert(rows) if rows else 0
+        written = _insert(lines) if lines else 0
         transaction.on_commit(lambda: _release(redis_client, name), robust=True)
     return written
 
@@ -357,19 +408,12 @@ def _release(redis_client: redis.Redis, name: str) -> None:
     pipe.execute()
 
 
-def _decode(raw: bytes | str) -> list[Any]:
-    row = json.loads(raw)
-    if not isinstance(row, list) or len(row) != len(_COLUMNS):
-        raise ValueError("not a click")
-    row[0] = uuid.UUID(row[0])
-    row[3] = datetime.fromisoformat(row[3])
-    row[8] = bool(row[8])
-    return row
-
-
-def _insert(rows: list[list[Any]]) -> int:
+def _insert(lines: list[str]) -> int:
+    """Write checked lines to the click log, skipping those already there; returns how
+    many were new."""
     if connection.vendor != "postgresql":
         # SQLite (development): the same guarantee through the ORM.
+        rows = [_row(text) for text in lines]
         clicks = {row[0]: Click(**dict(zip(_COLUMNS, row, strict=True))) for row in rows}
         known = set(Click.objects.filter(buffer_id__in=clicks).values_list("buffer_id", flat=True))
         people = Participant.objects.filter(pk__in={c.participant_id for c in clicks.values()})
@@ -384,7 +428,6 @@ def _insert(rows: list[list[Any]]) -> int:
         # Left over from an earlier flush in the same transaction, if any.
         cursor.execute("TRUNCATE click_flush")
         with cursor.cursor.copy(f"COPY click_flush ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            copy.write("\n".join(lines) + "\n")
         cursor.execute(_INSERT)
         return int(cursor.rowcount)

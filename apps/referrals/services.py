@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.campaigns.models import Campaign
-from apps.common.codes import new_invite_code, new_token, random_uuid
+from apps.common.codes import new_invite_code, new_token
 from apps.common.emails import normalize_email
 from apps.common.errors import Conflict, FissionError
 from apps.rewards.services import conversion_record_signup
@@ -272,16 +272,14 @@ def click_record(
         "participant_id": participant_id,
         "channel": channel[:32],
         "visitor_id": visitor_id[:64],
-        "ip_hash": ip_hash,
+        "ip_hash": ip_hash[:64],
         "ua_class": ua_class if ua_class in _UA_CLASSES else "other",
         "is_bot": is_bot,
     }
     if not clickbuffer.enabled():
         _click_insert({**values, "created_at": timezone.now()})
         return
-    clickbuffer.queue(
-        clickbuffer.BufferedClick(buffer_id=random_uuid(), created_at=timezone.now(), **values)
-    )
+    clickbuffer.queue(clickbuffer.line(**values))
 
 
 _UA_CLASSES = frozenset(Click.UserAgentClass.values)

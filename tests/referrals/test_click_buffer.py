@@ -4,6 +4,7 @@ crashes and concurrent flushers, and go straight to the log while Redis is down.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from io import StringIO
 from typing import Any
 
@@ -253,7 +255,7 @@ def test_the_redirect_answers_without_waiting_for_redis(alice, buffer, monkeypat
     answer = threading.Event()
     real_push = clickbuffer.push
 
-    def slow_push(clicks: list[clickbuffer.BufferedClick]) -> None:
+    def slow_push(clicks: list[str]) -> None:
         assert answer.wait(10), "the redirect waited for the push"
         real_push(clicks)
 
@@ -272,7 +274,7 @@ def test_the_sender_carries_the_clicks_of_its_window_in_one_push(alice, buffer, 
     pushes: list[int] = []
     real_push = clickbuffer.push
 
-    def counted_push(clicks: list[clickbuffer.BufferedClick]) -> None:
+    def counted_push(clicks: list[str]) -> None:
         pushes.append(len(clicks))
         real_push(clicks)
 
@@ -310,7 +312,7 @@ def test_clicks_of_many_threads_at_once_reach_the_log_once(alice, buffer):
 def test_clicks_neither_redis_nor_the_database_took_are_kept_and_sent_later(
     alice, buffer, monkeypatch
 ):
-    def down(clicks: list[clickbuffer.BufferedClick]) -> None:
+    def down(clicks: list[str]) -> None:
         raise ConnectionError("Redis and PostgreSQL both down")
 
     monkeypatch.setattr(clickbuffer, "_deliver", down)
@@ -326,30 +328,89 @@ def test_clicks_neither_redis_nor_the_database_took_are_kept_and_sent_later(
 
 
 def test_an_unreadable_item_is_dropped_and_the_rest_written(alice, buffer):
+    good = clickbuffer.line(
+        campaign_id=alice.campaign_id,
+        participant_id=alice.pk,
+        channel="c",
+        visitor_id="v",
+        ip_hash="h",
+        ua_class="mobile",
+        is_bot=False,
+    )
+    fields = good.split("\t")
+    unreadable = [
+        b"not json",
+        b'["short"]',
+        b"\xff\xfe",  # not UTF-8
+        "\t".join(fields[:-1]),  # a column short
+        good + "\tf",  # one too many
+        good.replace("\tc\t", "\t" + "c" * 33 + "\t"),  # longer than the column
+        good.replace("\tc\t", "\tc\x00\t"),  # COPY takes no NUL
+        good.replace("\tc\t", "\tc\\x\t"),  # an escape COPY would read otherwise
+        good.replace("\tmobile\t", "\tphone\t"),
+        good.replace("+00:00", ""),  # a time without its zone
+        "\t".join([fields[0], "9" * 19, *fields[2:]]),  # past bigint
+    ]
     click(alice, "a")
-    buffer.rpush(clickbuffer.PENDING, b"not json", b'["short"]')
+    buffer.rpush(clickbuffer.PENDING, *unreadable)
     click(alice, "b")
-    assert clickbuffer.flush() == 2
-    assert sorted(Click.objects.values_list("channel", flat=True)) == ["a", "b"]
+    buffer.rpush(clickbuffer.PENDING, good)
+    assert clickbuffer.flush() == 3
+    assert sorted(Click.objects.values_list("channel", flat=True)) == ["a", "b", "c"]
     assert not processing_lists(buffer)
+
+
+def test_text_columns_keep_tabs_backslashes_and_line_breaks(alice, buffer):
+    """Whatever the service is given reaches the log as it was (the redirect itself only
+    passes a sanitised channel and a random visitor id)."""
+    click(alice, "a\tb\\c\nd\re", visitor_id="\\t not a tab")
+    assert clickbuffer.flush() == 1
+    stored = Click.objects.get()
+    assert (stored.channel, stored.visitor_id) == ("a\tb\\c\nd\re", "\\t not a tab")
+
+
+def test_a_click_queued_by_the_previous_version_is_written(alice, buffer):
+    """During a rolling deploy, processes of the version before queue each click as a JSON
+    array: the flush writes those too, with their own id and time."""
+    buffer_id, made = uuid.uuid4(), timezone.now() - timedelta(seconds=3)
+    legacy = [
+        buffer_id.hex,
+        alice.campaign_id,
+        alice.pk,
+        made.isoformat(),
+        "old",
+        "v0",
+        "h",
+        "bot",
+        1,
+    ]
+    buffer.rpush(clickbuffer.PENDING, json.dumps(legacy, separators=(",", ":")))
+    click(alice, "new")
+    assert clickbuffer.flush() == 2
+    old = Click.objects.get(channel="old")
+    assert (old.buffer_id, old.created_at, old.visitor_id, old.ua_class, old.is_bot) == (
+        buffer_id,
+        made,
+        "v0",
+        "bot",
+        True,
+    )
 
 
 def test_a_click_of_no_participant_is_skipped_not_failing_the_batch(alice, buffer):
     """Participants are never deleted, but one forged or corrupt item must not hold up
     the buffer for ever on the foreign key."""
     click(alice, "a")
-    forged = clickbuffer.BufferedClick(
-        buffer_id=uuid.uuid4(),
+    forged = clickbuffer.line(
         campaign_id=alice.campaign_id,
         participant_id=alice.pk + 1000,
-        created_at=timezone.now(),
         channel="x",
         visitor_id="",
         ip_hash="",
         ua_class="other",
         is_bot=False,
     )
-    buffer.rpush(clickbuffer.PENDING, forged.encode())
+    buffer.rpush(clickbuffer.PENDING, forged)
     click(alice, "b")
     assert clickbuffer.flush() == 2
     assert sorted(Click.objects.values_list("channel", flat=True)) == ["a", "b"]
