@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+from http.cookies import Morsel, SimpleCookie
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.http import http_date
 
 from apps.common.codes import random_urlsafe
@@ -29,22 +31,66 @@ DAY = 24 * 3600
 
 
 def _set(response: HttpResponseBase, name: str, value: str, *, salt: str, max_age: int) -> None:
-    """`response.set_signed_cookie`, with the signer made once per cookie and key and the
-    Expires date once a second (the same header: set_cookie dates it from max_age)."""
+    """`response.set_signed_cookie`, with the signer made once per cookie and key, and the
+    cookie's attributes set by `set_cookie` and formatted once a second (see _Cookie)."""
+    template, attributes = _template(
+        name, max_age, settings.SESSION_COOKIE_SECURE, int(time.time())
+    )
+    signer = _signer(name + salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+    response.cookies[name] = _Cookie(template, attributes, signer.sign(value))
+
+
+@functools.lru_cache(maxsize=256)  # this second's, two per campaign with clicks
+def _template(name: str, max_age: int, secure: bool, now: int) -> tuple[Morsel[str], str]:
+    """The cookie Django's `set_cookie` makes (Expires dated from max_age, as it does),
+    with no value, and its Set-Cookie attributes as the header writes them."""
+    response = HttpResponse()
     response.set_cookie(
         name,
-        _signer(name + salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS)).sign(value),
         max_age=max_age,
-        expires=_expires(int(time.time()), max_age),
+        expires=http_date(now + max_age),
         httponly=True,
         samesite="Lax",  # sent on the top-level navigation from a chat app's link
-        secure=settings.SESSION_COOKIE_SECURE,
+        secure=secure,
     )
+    morsel = response.cookies[name]
+    return morsel, morsel.OutputString()[len(f"{morsel.key}={morsel.coded_value}") :]
 
 
-@functools.lru_cache(maxsize=64)  # a few max-ages, each this second's
-def _expires(now: int, max_age: int) -> str:
-    return http_date(now + max_age)
+class _Cookie(Morsel[str]):
+    """A template's cookie with its value: the same attributes and the same header, but
+    the attributes' part of the header is the template's, formatted once, where Morsel
+    formats every attribute of every cookie again (two per invite click). Changing an
+    attribute afterwards formats the header afresh."""
+
+    _attributes: str | None = None
+
+    def __init__(self, template: Morsel[str], attributes: str, value: str) -> None:
+        # As Morsel.copy does; Morsel.__init__ would only set defaults the template's
+        # attributes and `set` overwrite.
+        dict.update(self, template)
+        self.set(template.key, *_CODEC.value_encode(value))
+        self._attributes = attributes
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._attributes = None
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: str, value: Any = None) -> Any:
+        self._attributes = None
+        return super().setdefault(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._attributes = None
+        super().update(*args, **kwargs)
+
+    def OutputString(self, attrs: Any = None) -> str:
+        if attrs is None and self._attributes is not None:
+            return f"{self.key}={self.coded_value}{self._attributes}"
+        return super().OutputString(attrs)
+
+
+_CODEC = SimpleCookie()
 
 
 @functools.lru_cache(maxsize=1024)  # two per campaign with clicks

@@ -6,6 +6,7 @@ import logging
 from email.utils import parsedate_to_datetime
 
 import pytest
+from django.http import HttpResponse
 from django.test import Client, RequestFactory
 
 from apps.common.ip import ip_hash
@@ -51,6 +52,34 @@ def test_each_cookie_expires_when_its_max_age_says(phone, alice, monkeypatch):
             assert parsedate_to_datetime(cookie["expires"]).timestamp() == int(now[0]) + max_age
         phone.cookies.clear()
         now[0] += 1
+
+
+def test_the_set_cookie_headers_are_those_django_writes(phone, alice, settings):
+    """The cookies' attributes are formatted once a second, not per click: each header is
+    still exactly the one `set_cookie` writes for that value, and an attribute changed
+    later (by a middleware, say) is written too."""
+    settings.SESSION_COOKIE_SECURE = True
+    response = phone.get(f"/r/{alice.code}")
+    names = [cookies.VISITOR_COOKIE, cookies.attribution_cookie_name(alice.campaign_id)]
+    assert sorted(response.cookies) == sorted(names)
+    for name in names:
+        made = response.cookies[name]
+        reference = HttpResponse()
+        reference.set_cookie(
+            name,
+            made.value,
+            max_age=made["max-age"],
+            expires=made["expires"],
+            httponly=True,
+            samesite="Lax",
+            secure=True,
+        )
+        expected = reference.cookies[name]
+        # What the WSGI handler sends: output(header="").
+        assert made.output(header="") == expected.output(header="")
+        assert "Secure" in made.OutputString() and dict(made) == dict(expected)
+        made["domain"] = "example.com"
+        assert "Domain=example.com" in made.output(header="")
 
 
 def test_the_visitor_cookie_is_kept_across_clicks(phone, alice, bob):
