@@ -2,7 +2,8 @@
 
 Every figure is a ratio against a baseline measured on the same machine in the same run,
 so the figures say something about the code, not about the machine. Each pair runs
-subject, baseline, subject, baseline, … three times and the median ratio is reported.
+subject, baseline, subject, baseline, … three times and the median ratio is reported
+(after one unmeasured pair, for a figure whose server starts just before it: `warmup`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class Figure:
     and `target_label` to print the bound in the target column. A figure measured only to
     compare with the one held to the target (a design not chosen) has `target` None and
     says why in `target_label`.
+
+    With `warmup`, subject and baseline run once before the measured rounds, unmeasured:
+    a server started for the figure is then measured as it serves in production, its
+    processes past their first requests (imports, connections, what they remember).
     """
 
     name: str
@@ -44,6 +49,7 @@ class Figure:
     unit: str = "ops/s"
     notes: list[str] = field(default_factory=list)
     target_label: str = ""
+    warmup: bool = False
 
 
 @dataclass
@@ -90,6 +96,9 @@ def measure(figure: Figure) -> Result:
     subjects: list[float] = []
     baselines: list[float] = []
     ratios: list[float] = []
+    if figure.warmup:
+        figure.subject()
+        figure.baseline()
     for _ in range(ROUNDS):
         s = figure.subject()
         b = figure.baseline()

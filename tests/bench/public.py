@@ -265,6 +265,7 @@ def redirect(ctx: Context) -> list[Figure]:
                 target=targets[0],
                 target_label="" if targets[0] else comparison,
                 unit="req/s",
+                warmup=True,
                 notes=[f"warm_invite_codes before the runs: {warmed}"],
             ),
             Figure(
@@ -276,6 +277,7 @@ def redirect(ctx: Context) -> list[Figure]:
                 target=targets[1],
                 target_label="" if targets[1] else comparison,
                 unit="req/s",
+                warmup=True,
             ),
         ]
     figures.append(
@@ -287,6 +289,7 @@ def redirect(ctx: Context) -> list[Figure]:
             baseline=lambda: redirects(forgetful, spread, buffer=True),
             target=1.0,
             unit="req/s",
+            warmup=True,
         )
     )
     return figures
@@ -350,6 +353,7 @@ def qr(ctx: Context) -> list[Figure]:
             baseline=lambda: rate(segno_svg, seconds=RUN_SECONDS),
             target=0.5,
             unit="req/s",
+            warmup=True,
         ),
         Figure(
             name="QR code: qr.png, cached",
@@ -359,5 +363,6 @@ def qr(ctx: Context) -> list[Figure]:
             baseline=lambda: wrk(f"{server().url}/bench/bare", seconds=RUN_SECONDS).rate,
             target=0.8,
             unit="req/s",
+            warmup=True,
         ),
     ]

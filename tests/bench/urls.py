@@ -2,10 +2,12 @@
 behind the same middleware, so that a ratio measures Fission's own work on a request."""
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import include, path
+from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from config import urls as fission
 
 
 def bare(request: HttpRequest) -> HttpResponse:
@@ -21,8 +23,14 @@ class MinimalPost(APIView):
         return Response({"received": len(request.data)}, status=201)
 
 
+# Fission's own patterns follow the baselines at the same depth as in production (not
+# inside one more include), and its error pages are the same.
 urlpatterns = [
     path("bench/bare", bare),
     path("bench/post", MinimalPost.as_view()),
-    path("", include("config.urls")),
+    *fission.urlpatterns,
 ]
+handler400 = fission.handler400
+handler403 = fission.handler403
+handler404 = fission.handler404
+handler500 = fission.handler500
