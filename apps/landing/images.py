@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import translation
-from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.cache import get_conditional_response
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
@@ -76,8 +76,9 @@ def _image_response(body: bytes, digest: str, content_type: str, *, public: bool
     response = HttpResponse(body, content_type=content_type)
     response["ETag"] = f'"{digest}"'
     # The QR code holds only the invite link, which is public by design; the poster
-    # also shows the person's name, so only their own browser keeps it.
-    patch_cache_control(response, **{"public" if public else "private": True}, max_age=3600)
+    # also shows the person's name, so only their own browser keeps it. (The whole
+    # header of a new response: what patch_cache_control would write, without parsing.)
+    response["Cache-Control"] = f"{'public' if public else 'private'}, max-age=3600"
     return response
 
 

@@ -59,8 +59,8 @@ def test_each_participant_has_their_own_etag(phone, alice, bob):
 
 
 def test_the_qr_code_is_public_but_the_poster_with_a_name_is_private(phone, copy, alice):
-    assert "public" in phone.get(f"/p/{alice.token}/qr.png")["Cache-Control"]
-    assert "private" in phone.get(f"/p/{alice.token}/poster.png")["Cache-Control"]
+    assert phone.get(f"/p/{alice.token}/qr.png")["Cache-Control"] == "public, max-age=3600"
+    assert phone.get(f"/p/{alice.token}/poster.png")["Cache-Control"] == "private, max-age=3600"
 
 
 def test_rendered_images_are_kept_in_the_cache(phone, copy, alice, monkeypatch):
