@@ -150,10 +150,17 @@ def line(
     when = datetime.now(UTC) if created_at is None else created_at.astimezone(UTC)
     return (
         f"{(buffer_id or random_uuid()).hex}\t{campaign_id:d}\t{participant_id:d}\t"
-        f"{when.isoformat()}\t{channel.translate(_ESCAPES)}\t"
-        f"{visitor_id.translate(_ESCAPES)}\t{ip_hash.translate(_ESCAPES)}\t{ua_class}\t"
-        f"{'t' if is_bot else 'f'}"
+        f"{when.isoformat()}\t{_text(channel)}\t{_text(visitor_id)}\t{_text(ip_hash)}\t"
+        f"{ua_class}\t{'t' if is_bot else 'f'}"
     )
+
+
+def _text(value: str) -> str:
+    """A text column as COPY reads it, and as UTF-8 can carry it (a lone surrogate, which
+    no encoding takes, becomes "?": it would hold the sender's clicks up for ever)."""
+    if not value.isascii():
+        value = value.encode(errors="replace").decode()
+    return value.translate(_ESCAPES)
 
 
 def _checked(raw: bytes | str) -> str | None:
