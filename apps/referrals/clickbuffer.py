@@ -6,8 +6,8 @@ at once; the sender thread pushes whatever has gathered in one RPUSH, and a peri
 writes the buffer to the click log in batches. Every click is written exactly once:
 
 1. The redirect gives the click a random UUID (`buffer_id`) and queues it as one line of
-   PostgreSQL's COPY text format (`line`); the sender RPUSHes the queued lines, one item
-   each, onto PENDING.
+   PostgreSQL's COPY text format (clicklines.py); the sender RPUSHes the queued lines, one
+   item each, onto PENDING.
 2. A flush moves up to a batch of clicks from PENDING onto a processing list of its own
    and records that list, with the time, in FLUSHES: one Lua script, so two flushers
    never take the same clicks and no click is ever in neither place.
@@ -36,22 +36,18 @@ from __future__ import annotations
 
 import atexit
 import collections
-import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
-from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import connection, transaction
 
-from apps.common.codes import random_uuid
-
+from . import clicklines
+from .clicklines import COLUMNS
 from .models import Click, Participant
 
 logger = logging.getLogger(__name__)
@@ -92,10 +88,6 @@ end
 return 0
 """
 
-_COLUMNS = (
-    "buffer_id", "campaign_id", "participant_id", "created_at", "channel", "visitor_id",
-    "ip_hash", "ua_class", "is_bot",
-)  # fmt: skip
 _TEMP_TABLE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS click_flush (
     buffer_id uuid, campaign_id bigint, participant_id bigint, created_at timestamptz,
@@ -107,8 +99,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS click_flush (
 # are left out, rather than failing the batch on the foreign key for ever. Ids follow
 # the clicks' times, as they do when clicks are inserted one by one.
 _INSERT = f"""
-INSERT INTO referrals_click ({", ".join(_COLUMNS)})
-SELECT {", ".join("f." + c for c in _COLUMNS)}
+INSERT INTO referrals_click ({", ".join(COLUMNS)})
+SELECT {", ".join("f." + c for c in COLUMNS)}
 FROM click_flush f
 JOIN referrals_participant p ON p.id = f.participant_id AND p.campaign_id = f.campaign_id
 ORDER BY f.created_at
@@ -118,91 +110,6 @@ ON CONFLICT (buffer_id) WHERE buffer_id IS NOT NULL DO NOTHING
 
 class Unavailable(Exception):
     """Redis could not be reached (or is being left alone for a few seconds)."""
-
-
-# A click is one line of COPY's text format: _COLUMNS in order, tab-separated, with the
-# text columns' backslashes, tabs and line breaks escaped as COPY reads them.
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_TEXT = r"(?:[^\t\n\r\\\x00]|\\[\\tnr])"
-_LINE = re.compile(
-    r"[0-9a-f]{32}\t[0-9]{1,18}\t[0-9]{1,18}\t"
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?\+00:00\t"
-    rf"{_TEXT}{{0,32}}\t{_TEXT}{{0,64}}\t{_TEXT}{{0,64}}\t"
-    r"(?:mobile|tablet|desktop|bot|other)\t[tf]"
-)
-_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
-
-
-def line(
-    *,
-    campaign_id: int,
-    participant_id: int,
-    channel: str,
-    visitor_id: str,
-    ip_hash: str,
-    ua_class: str,
-    is_bot: bool,
-    buffer_id: uuid.UUID | None = None,
-    created_at: datetime | None = None,
-) -> str:
-    """A click as the buffer carries it: a new random `buffer_id` and the time now, unless
-    given. `channel` and `visitor_id` must fit their columns (32 and 64 characters)."""
-    when = datetime.now(UTC) if created_at is None else created_at.astimezone(UTC)
-    return (
-        f"{(buffer_id or random_uuid()).hex}\t{campaign_id:d}\t{participant_id:d}\t"
-        f"{when.isoformat()}\t{_text(channel)}\t{_text(visitor_id)}\t{_text(ip_hash)}\t"
-        f"{ua_class}\t{'t' if is_bot else 'f'}"
-    )
-
-
-def _text(value: str) -> str:
-    """A text column as COPY reads it, and as UTF-8 can carry it (a lone surrogate, which
-    no encoding takes, becomes "?": it would hold the sender's clicks up for ever)."""
-    if not value.isascii():
-        value = value.encode(errors="replace").decode()
-    return value.translate(_ESCAPES)
-
-
-def _checked(raw: bytes | str) -> str | None:
-    """The line `raw` holds, if it is one; an item an earlier version queued (a JSON
-    array, during a rolling deploy) as a line; None for anything else."""
-    try:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        if text.startswith("["):
-            return _legacy(text)
-    except (ValueError, TypeError, AttributeError, OverflowError):
-        return None
-    return text if _LINE.fullmatch(text) else None
-
-
-def _legacy(text: str) -> str | None:
-    row = json.loads(text)
-    if not isinstance(row, list) or len(row) != len(_COLUMNS):
-        return None
-    found = line(
-        buffer_id=uuid.UUID(row[0]),
-        campaign_id=row[1],
-        participant_id=row[2],
-        created_at=datetime.fromisoformat(row[3]),
-        channel=row[4],
-        visitor_id=row[5],
-        ip_hash=row[6],
-        ua_class=row[7],
-        is_bot=bool(row[8]),
-    )
-    return found if _LINE.fullmatch(found) else None
-
-
-def _row(text: str) -> list[Any]:
-    """A checked line's columns as Python values (SQLite, which has no COPY)."""
-    row: list[Any] = [
-        re.sub(r"\\[\\tnr]", lambda m: _UNESCAPES[m.group()], field) for field in text.split("\t")
-    ]
-    row[0] = uuid.UUID(row[0])
-    row[1], row[2] = int(row[1]), int(row[2])
-    row[3] = datetime.fromisoformat(row[3])
-    row[8] = row[8] == "t"
-    return row
 
 
 def enabled() -> bool:
@@ -395,7 +302,7 @@ def flush(*, batch: int | None = None, max_batches: int = 50, lease: float | Non
 def _write(redis_client: redis.Redis, name: str) -> int:
     lines = []
     for raw in redis_client.lrange(name, 0, -1):
-        checked = _checked(raw)
+        checked = clicklines.checked(raw)
         if checked is None:  # never one bad item holding up the rest
             logger.error("click buffer: dropping an unreadable click %r", raw[:200])
         else:
@@ -420,8 +327,8 @@ def _insert(lines: list[str]) -> int:
     many were new."""
     if connection.vendor != "postgresql":
         # SQLite (development): the same guarantee through the ORM.
-        rows = [_row(text) for text in lines]
-        clicks = {row[0]: Click(**dict(zip(_COLUMNS, row, strict=True))) for row in rows}
+        rows = [clicklines.row(text) for text in lines]
+        clicks = {row[0]: Click(**dict(zip(COLUMNS, row, strict=True))) for row in rows}
         known = set(Click.objects.filter(buffer_id__in=clicks).values_list("buffer_id", flat=True))
         people = Participant.objects.filter(pk__in={c.participant_id for c in clicks.values()})
         alive = set(people.values_list("pk", flat=True))
@@ -434,7 +341,7 @@ def _insert(lines: list[str]) -> int:
         cursor.execute(_TEMP_TABLE)
         # Left over from an earlier flush in the same transaction, if any.
         cursor.execute("TRUNCATE click_flush")
-        with cursor.cursor.copy(f"COPY click_flush ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY click_flush ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             copy.write("\n".join(lines) + "\n")
         cursor.execute(_INSERT)
         return int(cursor.rowcount)

@@ -19,7 +19,7 @@ from apps.common.errors import Conflict, FissionError
 from apps.rewards.services import conversion_record_signup
 from apps.trust.rules import Finding, JoinSignals, flags_for, screen_join, status_for
 
-from . import clickbuffer
+from . import clickbuffer, clicklines
 from .models import Click, FraudFlag, Participant
 from .selectors import REFERRER_FIELDS, invite_targets_share
 
@@ -279,7 +279,7 @@ def click_record(
     if not clickbuffer.enabled():
         _click_insert({**values, "created_at": timezone.now()})
         return
-    clickbuffer.queue(clickbuffer.line(**values))
+    clickbuffer.queue(clicklines.line(**values))
 
 
 _UA_CLASSES = frozenset(Click.UserAgentClass.values)

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from apps.referrals import clickbuffer
+from apps.referrals import clickbuffer, clicklines
 from apps.referrals.models import Click, Participant
 from apps.referrals.services import click_record
 from apps.referrals.tasks import flush_click_buffer
@@ -328,7 +328,7 @@ def test_clicks_neither_redis_nor_the_database_took_are_kept_and_sent_later(
 
 
 def test_an_unreadable_item_is_dropped_and_the_rest_written(alice, buffer):
-    good = clickbuffer.line(
+    good = clicklines.line(
         campaign_id=alice.campaign_id,
         participant_id=alice.pk,
         channel="c",
@@ -402,7 +402,7 @@ def test_a_click_of_no_participant_is_skipped_not_failing_the_batch(alice, buffe
     """Participants are never deleted, but one forged or corrupt item must not hold up
     the buffer for ever on the foreign key."""
     click(alice, "a")
-    forged = clickbuffer.line(
+    forged = clicklines.line(
         campaign_id=alice.campaign_id,
         participant_id=alice.pk + 1000,
         channel="x",
