@@ -47,7 +47,6 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from . import clicklines
-from .clicklines import COLUMNS
 from .models import Click, Participant
 
 logger = logging.getLogger(__name__)
@@ -95,12 +94,13 @@ CREATE TEMPORARY TABLE IF NOT EXISTS click_flush (
     is_bot boolean
 ) ON COMMIT DELETE ROWS
 """
+_COPY = f"COPY click_flush ({', '.join(clicklines.COLUMNS)}) FROM STDIN"
 # Clicks of no participant (participants are never deleted: a forged or corrupt item)
 # are left out, rather than failing the batch on the foreign key for ever. Ids follow
 # the clicks' times, as they do when clicks are inserted one by one.
 _INSERT = f"""
-INSERT INTO referrals_click ({", ".join(COLUMNS)})
-SELECT {", ".join("f." + c for c in COLUMNS)}
+INSERT INTO referrals_click ({", ".join(clicklines.COLUMNS)})
+SELECT {", ".join("f." + c for c in clicklines.COLUMNS)}
 FROM click_flush f
 JOIN referrals_participant p ON p.id = f.participant_id AND p.campaign_id = f.campaign_id
 ORDER BY f.created_at
@@ -328,7 +328,7 @@ def _insert(lines: list[str]) -> int:
     if connection.vendor != "postgresql":
         # SQLite (development): the same guarantee through the ORM.
         rows = [clicklines.row(text) for text in lines]
-        clicks = {row[0]: Click(**dict(zip(COLUMNS, row, strict=True))) for row in rows}
+        clicks = {row[0]: Click(**dict(zip(clicklines.COLUMNS, row, strict=True))) for row in rows}
         known = set(Click.objects.filter(buffer_id__in=clicks).values_list("buffer_id", flat=True))
         people = Participant.objects.filter(pk__in={c.participant_id for c in clicks.values()})
         alive = set(people.values_list("pk", flat=True))
@@ -341,7 +341,7 @@ def _insert(lines: list[str]) -> int:
         cursor.execute(_TEMP_TABLE)
         # Left over from an earlier flush in the same transaction, if any.
         cursor.execute("TRUNCATE click_flush")
-        with cursor.cursor.copy(f"COPY click_flush ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        with cursor.cursor.copy(_COPY) as copy:
             copy.write("\n".join(lines) + "\n")
         cursor.execute(_INSERT)
         return int(cursor.rowcount)

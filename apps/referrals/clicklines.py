@@ -45,7 +45,8 @@ def line(
     created_at: datetime | None = None,
 ) -> str:
     """A click as the buffer carries it: a new random `buffer_id` and the time now, unless
-    given. `channel` and `visitor_id` must fit their columns (32 and 64 characters)."""
+    given. `channel`, `visitor_id` and `ip_hash` must fit their columns (32, 64 and 64
+    characters): the flush drops a line that does not."""
     when = datetime.now(UTC) if created_at is None else created_at.astimezone(UTC)
     return (
         f"{(buffer_id or random_uuid()).hex}\t{campaign_id:d}\t{participant_id:d}\t"
